@@ -1,0 +1,26 @@
+"""carbonpipe: energy and CO2 of every ML training run, measured where a counter exists.
+
+The public Python API is small on purpose: ``track`` (context manager / decorator that runs
+the collector beside a block of code) and ``get_settings``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from carbonpipe.config import Settings, get_settings
+
+__all__ = ["Settings", "get_settings", "track"]
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collector.track import track as track
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that ``import carbonpipe`` stays cheap (no psutil / kafka import) for the CLI.
+    if name == "track":
+        from collector.track import track
+
+        return track
+    raise AttributeError(name)
