@@ -1,0 +1,1 @@
+"""Grid carbon intensity: providers, traces, zones, the provider chain and the feeder."""

@@ -1,0 +1,45 @@
+"""Records shared by every intensity provider, the feeder, the scheduler and the Spark job."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from carbonpipe.contracts import utc_iso
+
+Kind = Literal["actual", "forecast", "fallback"]
+Signal = Literal["average", "marginal"]
+
+# 1 lb/MWh = 453.59237 g / 1000 kWh (exact, by the definition of the avoirdupois pound).
+LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
+
+
+@dataclass(frozen=True, slots=True)
+class IntensityPoint:
+    """Carbon intensity of ``zone`` over [start, end), with where it came from.
+
+    ``provider`` is one of uk, electricitymaps, watttime, trace, static. ``kind`` says whether
+    it is an actual (measured/reported) value, a forecast, or a fallback average; ``signal``
+    separates average intensities from WattTime's marginal (MOER) ones, never mixed silently.
+    """
+
+    zone: str
+    start: datetime
+    end: datetime
+    carbon_intensity_g_per_kwh: float
+    provider: str
+    kind: Kind
+    signal: Signal = "average"
+    source: str = ""
+    perfect_foresight: bool = False  # a "forecast" replayed from a trace
+
+    def to_event(self) -> dict[str, Any]:
+        """The grid.intensity topic record (schemas/grid_intensity.v1.json)."""
+        d = asdict(self)
+        d["start"] = utc_iso(self.start)
+        d["end"] = utc_iso(self.end)
+        d["schema_version"] = 1
+        if not self.perfect_foresight:
+            d.pop("perfect_foresight")
+        return d
