@@ -1,0 +1,1 @@
+"""Spark Structured Streaming job: Kafka -> validate -> intensity join -> windows -> sinks."""

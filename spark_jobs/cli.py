@@ -1,0 +1,62 @@
+"""``carbonpipe stream`` (the streaming job) and ``carbonpipe sql`` (ad-hoc SQL, cold store)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from carbonpipe.config import get_settings
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from spark_jobs.stream import run
+
+    return run(get_settings(), once=args.once, rebuild_first=args.rebuild)
+
+
+def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Runs Spark SQL over the Parquet cold store: tables ``events`` and view ``windows``."""
+    from spark_jobs.analytics import cold_session
+
+    spark = cold_session(get_settings())
+    return [r.asDict(recursive=True) for r in spark.sql(query).limit(limit).collect()]
+
+
+def _sql(args: argparse.Namespace) -> int:
+    rows = sql_query(args.query, args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=1))
+        return 0
+    if not rows:
+        print("(no rows)")
+        return 0
+    cols = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("stream", help="run the Spark Structured Streaming job")
+    p.add_argument("--once", action="store_true", help="drain what is in the log, then stop")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="forget all results and replay the log from the start",
+    )
+    p.set_defaults(func=_stream)
+    q = sub.add_parser(
+        "sql", help="Spark SQL over the Parquet cold store (tables: events, windows)"
+    )
+    q.add_argument("query")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--limit", type=int, default=1000)
+    q.set_defaults(func=_sql)
+
+
+if __name__ == "__main__":
+    sys.exit(0)

@@ -1,0 +1,42 @@
+"""SparkSession for the job, the benchmark and ad-hoc SQL: local jars, UTC, small shuffles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from carbonpipe.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def connector_jars(settings: Settings) -> list[str]:
+    jars_dir = Path(settings.jars_dir)
+    jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
+    if not any("spark-sql-kafka" in j for j in jars):
+        raise ConfigError(
+            f"CARBONPIPE_SPARK_JARS_DIR: no spark-sql-kafka connector jar in {jars_dir}; "
+            "run `make setup` (resolves them with Maven from infra/spark/pom.xml)"
+        )
+    return jars
+
+
+def build_session(settings: Settings, app_name: str, kafka: bool = True) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+    )
+    if kafka:
+        builder = builder.config("spark.jars", ",".join(connector_jars(settings)))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,289 @@
+"""The streaming job: Kafka ``training.metrics`` -> MongoDB windows/runs + Parquet events.
+
+One read of the log per micro-batch; every sink is idempotent by batch id, so a restart from
+the checkpoint (which re-runs the last uncommitted batch) counts nothing twice:
+- dead-letter topic: keyed ``topic:partition:offset`` (a replay re-sends the same keys);
+- Parquet: partition ``date=D/batch_id=N`` overwritten as a whole (dynamic overwrite);
+- MongoDB: documents carry ``last_batch`` and skip a batch they have already seen.
+Also runnable as a plain ``spark-submit spark_jobs/stream.py`` application.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from carbonpipe.config import ConfigError, Settings, get_settings
+from spark_jobs import transforms as T
+from spark_jobs.hot_store import HotStore
+from spark_jobs.reference import IntensityFeed, load_fallback_table, to_slots
+from spark_jobs.session import build_session
+from spark_jobs.state import BatchState, StateLog
+
+log = logging.getLogger("carbonpipe.stream")
+
+PARQUET_COLUMNS = (
+    "ts", "run_id", "user_id", "model_name", "host", "zone", "interval_s", "seq", "event_type",
+    "cpu_energy_j", "cpu_method", "gpu_energy_j", "gpu_method", "ram_energy_j", "ram_method",
+    "energy_j", "energy_kwh", "intensity_g_per_kwh", "intensity_provider", "intensity_kind",
+    "co2_g", "cpu_utilization_pct", "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb",
+    "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
+    "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
+)  # fmt: skip
+
+
+def events_path(settings: Settings) -> str:
+    return settings.cold_uri.rstrip("/") + "/events"
+
+
+class BatchProcessor:
+    """``foreachBatch`` body. Holds the reference tables and the sinks between batches."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, store: HotStore) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.store = store
+        self.state = StateLog(store.db)
+        self.feed = IntensityFeed(settings)
+        self._slots_version = -1
+        self._slots: DataFrame | None = None
+        fb = load_fallback_table()
+        self.fallback = spark.createDataFrame(
+            [(z, v, s) for z, (v, s) in fb.items()],
+            "zone string, fb_g_per_kwh double, fb_source string",
+        )
+        self.query_id: str | None = None
+        self.last_stats: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ reference data
+    def slots(self) -> DataFrame:
+        self.feed.refresh()
+        if self._slots is None or self._slots_version != self.feed.version:
+            records = self.feed.records()
+            best = to_slots(records)
+            rows = [(z, s, r.g_per_kwh, r.provider, r.kind) for (z, s), r in best.items()]
+            self._slots = self.spark.createDataFrame(
+                rows,
+                "zone string, slot_s long, ref_g_per_kwh double, ref_provider string, "
+                "ref_kind string",
+            ).cache()
+            self._slots_version = self.feed.version
+            self._publish_intensity(records)
+        return self._slots
+
+    def _publish_intensity(self, records: list[Any]) -> None:
+        """Recent and upcoming intensity for the dashboard's grid chart."""
+        now = time.time()
+        rows = [
+            {
+                "_id": f"{r.zone}|{r.start_s}",
+                "zone": r.zone,
+                "start": datetime.fromtimestamp(r.start_s, timezone.utc),
+                "end": datetime.fromtimestamp(r.end_s, timezone.utc),
+                "carbon_intensity_g_per_kwh": r.g_per_kwh,
+                "provider": r.provider,
+                "kind": r.kind,
+            }
+            for r in records
+            if now - 7 * 86400 <= r.start_s <= now + 3 * 86400
+        ]
+        if rows:
+            self.store.write_intensity(rows)
+
+    # ------------------------------------------------------------------ one micro-batch
+    def __call__(self, df: DataFrame, batch_id: int) -> None:
+        t0 = time.perf_counter()
+        prior = self.state.before(batch_id)
+        watermark = prior.watermark(self.settings.lateness_s)
+        parsed = T.with_reason(T.parse(df), watermark).persist()
+        try:
+            counts = {r["reason"] or "valid": r["count"] for r in
+                      parsed.groupBy("reason").count().collect()}  # fmt: skip
+            n_invalid = sum(v for k, v in counts.items() if k != "valid")
+            if n_invalid:
+                self._dead_letter(parsed.filter(F.col("reason").isNotNull()), batch_id)
+            enriched = T.with_intensity(
+                T.normalise(parsed.filter(F.col("reason").isNull())), self.slots(), self.fallback
+            )
+            n_windows = 0
+            max_ts = prior.max_event_ts_s
+            if counts.get("valid"):
+                self._parquet(enriched, batch_id)
+                rows = [r.asDict() for r in T.windows(enriched, self.settings.window_s).collect()]
+                for r in rows:
+                    r["window_s"] = self.settings.window_s
+                batch_max = max(r["last_ts_s"] for r in rows)
+                max_ts = batch_max if max_ts is None else max(max_ts, batch_max)
+                n_windows = self.store.write_batch(batch_id, rows, counts)
+            else:
+                self.store.write_batch(batch_id, [], counts)
+            self.state.write(BatchState(batch_id, max_ts, self.query_id))
+        finally:
+            parsed.unpersist()
+        self.last_stats = {
+            "batch_id": batch_id,
+            "counts": counts,
+            "windows_written": n_windows,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "watermark": watermark,
+        }
+        log.info("batch %s", json.dumps(self.last_stats))
+
+    def _dead_letter(self, invalid: DataFrame, batch_id: int) -> None:
+        key = F.concat_ws(":", "src_topic", "src_partition", "src_offset")
+        value = F.to_json(
+            F.struct(
+                F.col("reason"),
+                F.col("raw"),
+                F.col("src_topic").alias("topic"),
+                F.col("src_partition").alias("partition"),
+                F.col("src_offset").alias("offset"),
+                F.lit(batch_id).alias("batch_id"),
+                F.date_format(F.current_timestamp(), "yyyy-MM-dd'T'HH:mm:ss'Z'").alias(
+                    "detected_at"
+                ),
+            )
+        )
+        (
+            invalid.select(key.alias("key"), value.alias("value"))
+            .write.format("kafka")
+            .option("kafka.bootstrap.servers", self.settings.kafka_bootstrap_servers)
+            .option("topic", self.settings.dlq_topic)
+            .save()
+        )
+
+    def _parquet(self, enriched: DataFrame, batch_id: int) -> None:
+        (
+            enriched.select(*PARQUET_COLUMNS)
+            .withColumn("date", F.to_date("ts"))
+            .withColumn("batch_id", F.lit(batch_id))
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("date", "batch_id")
+            .parquet(events_path(self.settings))
+        )
+
+
+def _delete(spark: SparkSession, uri: str) -> None:
+    """Deletes a folder on any Hadoop file system (local, hdfs://, s3a://)."""
+    jvm: Any = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)
+
+
+def _exists(spark: SparkSession, uri: str) -> bool:
+    jvm: Any = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return bool(path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path))
+
+
+def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
+    """Kappa replay: forget every result, so the next start rebuilds them from the log."""
+    for coll in ("windows", "runs", "stats", "job_state", "intensity"):
+        store.db[coll].drop()
+    _delete(spark, events_path(settings))
+    _delete(spark, checkpoint_path(settings))
+
+
+def checkpoint_path(settings: Settings) -> str:
+    return settings.checkpoints.rstrip("/") + "/stream"
+
+
+def start(
+    spark: SparkSession, settings: Settings, processor: BatchProcessor, available_now: bool = False
+) -> Any:
+    cp = checkpoint_path(settings)
+    if not _exists(spark, cp + "/offsets") and processor.state.any_query_id() is not None:
+        raise ConfigError(
+            f"the hot store (CARBONPIPE_MONGO_DB={settings.mongo_db}) holds results of another "
+            f"checkpoint but {cp} is empty: run `carbonpipe stream --rebuild` to replay the log "
+            "from the start, or point CARBONPIPE_CHECKPOINT_URI at the old checkpoint"
+        )
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .option("subscribe", settings.metrics_topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "false")
+        .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+        .load()
+    )
+    writer = raw.writeStream.foreachBatch(processor).option("checkpointLocation", cp)
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.trigger_s} seconds")
+    query = writer.queryName("carbonpipe_stream").start()
+    processor.query_id = str(query.id)
+    return query
+
+
+def run(
+    settings: Settings | None = None,
+    *,
+    once: bool = False,
+    rebuild_first: bool = False,
+    max_restarts: int = 1000,
+) -> int:
+    """Runs until stopped (or, with ``once``, until the log is drained).
+
+    A failed micro-batch (a sink down, say) stops the query; it is restarted from the
+    checkpoint after a back-off, so the job keeps running and loses nothing.
+    """
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    spark = build_session(settings, "carbonpipe-stream")
+    store = HotStore(settings.effective_mongo_uri, settings.mongo_db)
+    if rebuild_first:
+        rebuild(spark, settings, store)
+    stop = {"flag": False}
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    restarts = 0
+    while True:
+        processor = BatchProcessor(spark, settings, store)
+        query = start(spark, settings, processor, available_now=once)
+        log.info("streaming %s -> %s and %s", settings.metrics_topic, settings.mongo_db,
+                 events_path(settings))  # fmt: skip
+        try:
+            while query.isActive and not stop["flag"]:
+                query.awaitTermination(1.0)
+            if stop["flag"] and query.isActive:
+                query.stop()
+            exc = query.exception()
+        except Exception as e:
+            exc = e
+        processor.feed.close()
+        if exc is None or stop["flag"] or (once and exc is None):
+            return 0
+        restarts += 1
+        log.error("stream failed (%s); restart %d from checkpoint in 5 s", exc, restarts)
+        if restarts > max_restarts:
+            return 1
+        time.sleep(min(5.0 * restarts, 60.0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--once", action="store_true", help="drain the log, then stop")
+    parser.add_argument("--rebuild", action="store_true", help="replay from the start")
+    args = parser.parse_args(argv)
+    return run(once=args.once, rebuild_first=args.rebuild)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
