@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     watttime_password: str | None = Field(default=None, repr=False)
     trace_paths: str = ""  # comma-separated extra trace files (CSV or Parquet)
     feeder_interval_s: float = 300.0
+    http_backoff_s: float = 0.5  # first retry delay; doubles per retry, within http_timeout_s
+    intensity_cache_dir: Path | None = None  # on-disk TTL cache; None = in-memory only
+    zone_averages_path: Path = REPO_ROOT / "data" / "zone_averages.csv"  # static fallback table
 
     # --- dashboard -------------------------------------------------------------------------
     dashboard_port: int = 8501

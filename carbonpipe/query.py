@@ -84,8 +84,9 @@ def _fmt(v: Any) -> str:
 
 def _runs(args: argparse.Namespace) -> int:
     rows = fetch_runs(get_settings(), args.user)
-    _print(rows, args.json, ("run_id", "user_id", "model_name", "start", "duration_s",
-                             "energy_kwh", "co2_g", "mean_intensity_g_per_kwh", "method"))  # fmt: skip
+    cols = ("run_id", "user_id", "model_name", "start", "duration_s", "energy_kwh", "co2_g",
+            "mean_intensity_g_per_kwh", "method")  # fmt: skip
+    _print(rows, args.json, cols)
     return 0
 
 

@@ -33,6 +33,7 @@ class IntensityPoint:
     signal: Signal = "average"
     source: str = ""
     perfect_foresight: bool = False  # a "forecast" replayed from a trace
+    replayed: bool = False  # value taken from another time of a trace (hour-of-year replay)
 
     def to_event(self) -> dict[str, Any]:
         """The grid.intensity topic record (schemas/grid_intensity.v1.json)."""
@@ -40,6 +41,7 @@ class IntensityPoint:
         d["start"] = utc_iso(self.start)
         d["end"] = utc_iso(self.end)
         d["schema_version"] = 1
-        if not self.perfect_foresight:
-            d.pop("perfect_foresight")
+        for flag in ("perfect_foresight", "replayed"):
+            if not d[flag]:
+                d.pop(flag)
         return d
