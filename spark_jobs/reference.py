@@ -1,13 +1,15 @@
 """Grid-intensity reference data for the job: the compacted ``grid.intensity`` topic, folded
-into one value per zone and 5-minute slot, plus the static fallback table.
+into non-overlapping segments indexed by 5-minute slot, plus the static fallback table.
 
-Pure functions (``fold``, ``to_slots``) do the resolving; ``IntensityFeed`` is the Kafka edge.
+Pure functions (``to_segments``, ``slot_rows``) do the resolving; ``IntensityFeed`` is the
+Kafka edge.
 It consumes the topic incrementally in the driver, so a micro-batch never re-reads the log.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -23,9 +25,9 @@ log = logging.getLogger(__name__)
 SLOT_S = 300
 KIND_RANK = {"actual": 0, "forecast": 1, "fallback": 2}
 FALLBACK_TABLE = REPO_ROOT / "data" / "zone_averages.csv"
-# Used only when data/zone_averages.csv is missing or lacks WORLD. Ember, "Global Electricity
-# Review 2024": world average intensity of electricity generation in 2023, 480 gCO2/kWh.
-WORLD_DEFAULT_G_PER_KWH = 480.0
+# Used only when data/zone_averages.csv lacks WORLD. Ember, "Global Electricity Review 2023":
+# carbon intensity of global electricity generation in 2022, 436 gCO2/kWh.
+WORLD_DEFAULT_G_PER_KWH = 436.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,26 +68,76 @@ def parse_record(value: bytes | str, order: int) -> RefRecord | None:
     return rec
 
 
-def to_slots(records: Iterable[RefRecord]) -> dict[tuple[str, int], RefRecord]:
-    """One record per (zone, slot start): actual beats forecast beats fallback; then newest.
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of time in one zone with a single intensity: segments never overlap."""
 
-    A record covers every slot whose start lies in [start, end); slots are ``SLOT_S`` long,
-    so 15-, 30- and 60-minute data and 5-minute data all map exactly.
+    zone: str
+    start_s: int
+    end_s: int
+    g_per_kwh: float
+    provider: str
+    kind: str
+
+
+def _better(a: RefRecord, b: RefRecord) -> bool:
+    return (KIND_RANK[a.kind], -a.order) < (KIND_RANK[b.kind], -b.order)
+
+
+def to_segments(records: Iterable[RefRecord]) -> list[Segment]:
+    """Resolves overlaps: actual beats forecast beats fallback, then the newest record wins.
+
+    Boundaries are kept exactly (to the second), so an intensity change in the middle of a
+    window splits that window's events correctly.
     """
-    best: dict[tuple[str, int], RefRecord] = {}
+    by_zone: dict[str, list[RefRecord]] = {}
     for rec in records:
-        first = rec.start_s - rec.start_s % SLOT_S
-        if first < rec.start_s:
-            first += SLOT_S
-        for slot in range(first, rec.end_s, SLOT_S):
-            key = (rec.zone, slot)
-            cur = best.get(key)
-            if cur is None or (KIND_RANK[rec.kind], -rec.order) < (
-                KIND_RANK[cur.kind],
-                -cur.order,
+        by_zone.setdefault(rec.zone, []).append(rec)
+    out: list[Segment] = []
+    for zone, recs in by_zone.items():
+        points = sorted({p for r in recs for p in (r.start_s, r.end_s)})
+        starts = sorted(recs, key=lambda r: r.start_s)
+        active: list[RefRecord] = []
+        nxt = 0
+        for lo, hi in itertools.pairwise(points):
+            while nxt < len(starts) and starts[nxt].start_s <= lo:
+                active.append(starts[nxt])
+                nxt += 1
+            active = [r for r in active if r.end_s > lo]
+            if not active:
+                continue
+            best = active[0]
+            for r in active[1:]:
+                if _better(r, best):
+                    best = r
+            last = out[-1] if out else None
+            if (
+                last is not None
+                and last.zone == zone
+                and last.end_s == lo
+                and (last.g_per_kwh, last.provider, last.kind)
+                == (best.g_per_kwh, best.provider, best.kind)
             ):
-                best[key] = rec
-    return best
+                out[-1] = Segment(zone, last.start_s, hi, last.g_per_kwh, last.provider, last.kind)
+            else:
+                out.append(Segment(zone, lo, hi, best.g_per_kwh, best.provider, best.kind))
+    return out
+
+
+def slot_rows(segments: Iterable[Segment]) -> list[tuple[str, int, int, int, float, str, str]]:
+    """(zone, slot_s, start_s, end_s, g/kWh, provider, kind) for every slot a segment touches.
+
+    The job joins on (zone, slot) — a hash lookup — then keeps the one segment whose
+    [start, end) holds the event's timestamp.
+    """
+    rows = []
+    for seg in segments:
+        first = seg.start_s - seg.start_s % SLOT_S
+        for slot in range(first, seg.end_s, SLOT_S):
+            rows.append(
+                (seg.zone, slot, seg.start_s, seg.end_s, seg.g_per_kwh, seg.provider, seg.kind)
+            )
+    return rows
 
 
 def load_fallback_table(path: Path = FALLBACK_TABLE) -> dict[str, tuple[float, str]]:
@@ -97,7 +149,7 @@ def load_fallback_table(path: Path = FALLBACK_TABLE) -> dict[str, tuple[float, s
             for row in rows:
                 src = f"{row.get('source', '')} ({row.get('year', '')})".strip()
                 table[row["zone"].strip().upper()] = (float(row["carbon_intensity_g_per_kwh"]), src)
-    table.setdefault("WORLD", (WORLD_DEFAULT_G_PER_KWH, "Ember Global Electricity Review 2024"))
+    table.setdefault("WORLD", (WORLD_DEFAULT_G_PER_KWH, "Ember Global Electricity Review 2023 (2022)"))
     return table
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -24,7 +25,7 @@ from pyspark.sql import functions as F
 from carbonpipe.config import ConfigError, Settings, get_settings
 from spark_jobs import transforms as T
 from spark_jobs.hot_store import HotStore
-from spark_jobs.reference import IntensityFeed, load_fallback_table, to_slots
+from spark_jobs.reference import IntensityFeed, load_fallback_table, slot_rows, to_segments
 from spark_jobs.session import build_session
 from spark_jobs.state import BatchState, StateLog
 
@@ -68,12 +69,10 @@ class BatchProcessor:
         self.feed.refresh()
         if self._slots is None or self._slots_version != self.feed.version:
             records = self.feed.records()
-            best = to_slots(records)
-            rows = [(z, s, r.g_per_kwh, r.provider, r.kind) for (z, s), r in best.items()]
             self._slots = self.spark.createDataFrame(
-                rows,
-                "zone string, slot_s long, ref_g_per_kwh double, ref_provider string, "
-                "ref_kind string",
+                slot_rows(to_segments(records)),
+                "zone string, slot_s long, seg_start_s long, seg_end_s long, "
+                "ref_g_per_kwh double, ref_provider string, ref_kind string",
             ).cache()
             self._slots_version = self.feed.version
             self._publish_intensity(records)
@@ -125,6 +124,10 @@ class BatchProcessor:
                 n_windows = self.store.write_batch(batch_id, rows, counts)
             else:
                 self.store.write_batch(batch_id, [], counts)
+            if counts.get("valid") and os.environ.get("CARBONPIPE_FAULT_EXIT_AFTER_SINKS"):
+                # Fault injection for the restart test: die after the sinks, before Spark
+                # records the batch as committed, so the next start must replay it.
+                os._exit(137)
             self.state.write(BatchState(batch_id, max_ts, self.query_id))
         finally:
             parsed.unpersist()

@@ -8,7 +8,7 @@ Rules the hand-computed tests rely on:
   CPU, GPU and RAM energies, each given in J or, where absent, ``power_w * interval_s``;
 - the event belongs to the ``window_s`` tumbling window that contains its ``timestamp``;
 - its intensity is the one in force for its zone at its ``timestamp`` (reference slots of
-  ``SLOT_S`` seconds), else the value the host reported, else the zone's static average,
+  segments, exact to the second), else the value the host reported, else the zone's static average,
   else the world average; the provenance travels with the figure.
 """
 
@@ -159,16 +159,24 @@ def normalise(valid: DataFrame) -> DataFrame:
 def with_intensity(events: DataFrame, slots: DataFrame, fallback: DataFrame) -> DataFrame:
     """Join each event with the intensity in force for its zone at its timestamp.
 
-    ``slots``: (zone, slot_s, ref_g_per_kwh, ref_provider, ref_kind), one row per zone and
-    ``SLOT_S`` slot, overlaps already resolved. ``fallback``: (zone, fb_g_per_kwh, fb_source)
-    with a ``WORLD`` row. Both small: broadcast, so the hot path is a hash lookup.
+    ``slots``: (zone, slot_s, seg_start_s, seg_end_s, ref_g_per_kwh, ref_provider, ref_kind):
+    non-overlapping segments, listed under every ``SLOT_S`` slot they touch. ``fallback``:
+    (zone, fb_g_per_kwh, fb_source) with a ``WORLD`` row. Both are small and broadcast, so the
+    hot path is a hash lookup on (zone, slot) plus a range check.
     """
     world = fallback.filter(F.col("zone") == "WORLD").select(
         F.col("fb_g_per_kwh").alias("world_g_per_kwh")
     )
+    ev = events.withColumn("slot_s", F.col("ts_s") - F.pmod(F.col("ts_s"), F.lit(SLOT_S)))
+    sl = slots.withColumnRenamed("zone", "sl_zone").withColumnRenamed("slot_s", "sl_slot_s")
+    cond = (
+        (ev["zone"] == sl["sl_zone"])
+        & (ev["slot_s"] == sl["sl_slot_s"])
+        & (ev["ts_s"] >= sl["seg_start_s"])
+        & (ev["ts_s"] < sl["seg_end_s"])
+    )
     df = (
-        events.withColumn("slot_s", F.col("ts_s") - F.pmod(F.col("ts_s"), F.lit(SLOT_S)))
-        .join(F.broadcast(slots), ["zone", "slot_s"], "left")
+        ev.join(F.broadcast(sl), cond, "left")
         .join(F.broadcast(fallback), ["zone"], "left")
         .crossJoin(F.broadcast(world))
     )
@@ -191,7 +199,7 @@ def with_intensity(events: DataFrame, slots: DataFrame, fallback: DataFrame) -> 
         .withColumn("intensity_kind", kind)
         .withColumn("co2_g", F.col("energy_kwh") * ci)
         .drop("ref_g_per_kwh", "ref_provider", "ref_kind", "fb_g_per_kwh", "fb_source")
-        .drop("world_g_per_kwh", "slot_s")
+        .drop("world_g_per_kwh", "slot_s", "sl_zone", "sl_slot_s", "seg_start_s", "seg_end_s")
     )
 
 

@@ -1,0 +1,39 @@
+"""Framework callbacks that put epoch and step into events (and can start the collector).
+
+Each module imports its framework only when ``CarbonpipeCallback`` is first accessed, so
+``import collector.callbacks.keras`` works on hosts without Keras.
+Pass run_id/user_id/model_name to have the callback run ``track`` for the fit; pass
+nothing when the job is already measured (``carbonpipe collect -- CMD`` or ``track``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector import progress
+
+
+class TrackingMixin:
+    """Shared by all callbacks: optional collector for the fit, progress reporting."""
+
+    def _cp_init(self, track_kwargs: dict[str, Any]) -> None:
+        self._cp_kwargs = track_kwargs
+        self._cp_track: Any = None
+        self._cp_step = 0
+
+    def _cp_start(self) -> None:
+        if self._cp_kwargs.get("run_id") and self._cp_track is None:
+            from collector.track import track
+
+            self._cp_track = track(**self._cp_kwargs)
+            self._cp_track.__enter__()
+
+    def _cp_stop(self) -> None:
+        progress.report(force=True)
+        if self._cp_track is not None:
+            self._cp_track.__exit__(None, None, None)
+            self._cp_track = None
+
+    @staticmethod
+    def _cp_report(epoch: int | None = None, step: int | None = None) -> None:
+        progress.report(epoch=epoch, step=step)

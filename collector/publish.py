@@ -1,0 +1,229 @@
+"""Sinks (Kafka, stdout, memory) and the Publisher that puts the spool between them.
+
+Delivery rule: events go to the sink in order; whatever the sink did not acknowledge goes
+to the spool, and while the spool holds anything every new event is appended behind it, so
+order is kept. The spool is replayed oldest first with exponential backoff (1 s to 10 s).
+Delivery is at-least-once: an ack lost in flight can repeat an event; (host, run_id, seq)
+identifies it for de-duplication downstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import sys
+import threading
+import time
+from typing import IO, Any, Protocol
+
+from collector.spool import Spool
+
+Event = dict[str, Any]
+
+
+class Sink(Protocol):
+    def send(self, events: list[Event]) -> int:
+        """Deliver in order; return how many (a prefix) were acknowledged. Never raises."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StdoutSink:
+    """JSON lines on a stream (default stdout): for pipes, debugging and the benchmark."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def send(self, events: list[Event]) -> int:
+        try:
+            for e in events:
+                self.stream.write(json.dumps(e, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            return 0
+        return len(events)
+
+    def close(self) -> None:
+        return None
+
+
+class MemorySink:
+    """In-memory sink for tests; ``down = True`` makes it refuse like an unreachable broker."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.down = False
+        self._lock = threading.Lock()
+
+    def send(self, events: list[Event]) -> int:
+        if self.down:
+            return 0
+        with self._lock:
+            self.events.extend(events)
+        return len(events)
+
+    def close(self) -> None:
+        return None
+
+
+class KafkaSink:
+    """kafka-python producer: acks=all, key=run_id, small linger, ordered retries.
+
+    max_in_flight_requests_per_connection=1 keeps order within a partition across retries.
+    On a failed batch the producer is closed at once (unsent records aborted) so that
+    nothing it still holds is delivered behind the spool's back; a new one is made on the
+    next attempt.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 10.0) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self._producer: Any = None
+
+    def _make(self) -> Any:
+        from kafka import KafkaProducer  # lazy: --stdout and tests never import kafka
+
+        return KafkaProducer(
+            bootstrap_servers=self.bootstrap.split(","),
+            acks="all",
+            linger_ms=5,
+            retries=5,
+            max_in_flight_requests_per_connection=1,
+            max_block_ms=int(self.timeout_s * 1000),
+            request_timeout_ms=int(self.timeout_s * 1000 / 2),
+            delivery_timeout_ms=int(self.timeout_s * 1000),
+            key_serializer=lambda k: k.encode(),
+            value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
+        )
+
+    def send(self, events: list[Event]) -> int:
+        ok = 0
+        try:
+            if self._producer is None:
+                self._producer = self._make()
+            futures = [self._producer.send(self.topic, key=e["run_id"], value=e) for e in events]
+            self._producer.flush(timeout=self.timeout_s)
+            for f in futures:
+                f.get(timeout=self.timeout_s)
+                ok += 1
+        except Exception as exc:  # any failure: spool the rest, retry later
+            print(
+                f"carbonpipe collector: kafka send failed ({type(exc).__name__}: {exc}); spooling",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._drop_producer()
+        return ok
+
+    def _drop_producer(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):  # already broken
+                self._producer.close(timeout=0)
+        self._producer = None
+
+    def close(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=self.timeout_s)
+                self._producer.close(timeout=self.timeout_s)
+            except Exception:
+                pass
+        self._producer = None
+
+
+class Publisher:
+    """Background delivery: ``publish`` never blocks the sampling loop."""
+
+    BACKOFF_MIN_S = 1.0
+    BACKOFF_MAX_S = 10.0
+
+    def __init__(self, sink: Sink, spool: Spool, batch_max: int = 500) -> None:
+        self.sink = sink
+        self.spool = spool
+        self.batch_max = batch_max
+        self.sent = 0
+        self._q: queue.Queue[Event] = queue.Queue()
+        self._closing = threading.Event()
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="carbonpipe-publish", daemon=True)
+        self._thread.start()
+
+    def publish(self, event: Event) -> None:
+        self._q.put(event)
+
+    def _drain(self, wait_s: float) -> list[Event]:
+        out: list[Event] = []
+        try:
+            out.append(self._q.get(timeout=wait_s))
+            while len(out) < self.batch_max:
+                out.append(self._q.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def _failed(self) -> None:
+        self._backoff = min(self.BACKOFF_MAX_S, max(self.BACKOFF_MIN_S, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+
+    def _deliver(self, events: list[Event]) -> None:
+        if self.spool.pending or time.monotonic() < self._retry_at:
+            self.spool.append(events)
+            return
+        n = self.sink.send(events)
+        self.sent += n
+        if n < len(events):
+            self.spool.append(events[n:])
+            self._failed()
+        else:
+            self._backoff = 0.0
+
+    def _replay(self) -> bool:
+        """One replay batch; True when the spool is empty afterwards."""
+        if not self.spool.pending:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        batch = self.spool.peek(self.batch_max)
+        if not batch:
+            return not self.spool.pending
+        n = self.sink.send(batch)
+        self.sent += n
+        self.spool.commit(n)
+        if n < len(batch):
+            self._failed()
+            return False
+        self._backoff = 0.0
+        return not self.spool.pending
+
+    def _run(self) -> None:
+        while not self._closing.is_set() or not self._q.empty():
+            events = self._drain(0.2)
+            if events:
+                self._deliver(events)
+            self._replay()
+
+    def close(self, timeout_s: float = 15.0) -> int:
+        """Deliver everything queued; try the spool until ``timeout_s``; return events left."""
+        self._closing.set()
+        self._thread.join()
+        deadline = time.monotonic() + timeout_s
+        self._retry_at = 0.0
+        while self.spool.pending and time.monotonic() < deadline:
+            if not self._replay():
+                time.sleep(min(0.5, max(0.0, self._retry_at - time.monotonic())))
+        left = self.spool.pending
+        if left:
+            print(
+                f"carbonpipe collector: {left} events remain spooled in {self.spool.dir}; "
+                "the next collector for this run sends them first "
+                "(or run `carbonpipe collect --flush-spool`)",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.sink.close()
+        self.spool.close()
+        return left

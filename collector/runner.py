@@ -1,0 +1,225 @@
+"""Wire settings to sources, sampler, spool and sink; run the sampling loop in a thread.
+
+One collector per host and run: a lock file in the run's spool directory refuses a second
+one (e.g. every DDP rank calling ``track``), so devices are counted once, never per rank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from carbonpipe.config import ConfigError, Settings
+from collector.devices.cpu import make_cpu_source
+from collector.devices.gpu import GpuSource, make_gpu_source
+from collector.devices.powercap import Opener, default_opener
+from collector.devices.ram import make_ram_source
+from collector.events import RunIdentity
+from collector.procs import ProcessTree
+from collector.publish import KafkaSink, Publisher, Sink, StdoutSink
+from collector.sampler import Sampler
+from collector.spool import Spool
+from collector.tdp import cpu_model_name, lookup_tdp, sockets
+
+
+def resolve_zone(flag: str | None, settings: Settings) -> str:
+    """--zone > CARBONPIPE_ZONE > CARBONPIPE_CLOUD_REGION mapping > allow_fallback_zone.
+
+    Delegates to ``carbonpipe.intensity.zones.resolve_zone`` (which also checks the zone is
+    known) when that module is installed; otherwise applies the same order unchecked.
+    """
+    try:
+        zones: Any = importlib.import_module("carbonpipe.intensity.zones")
+    except ModuleNotFoundError:
+        zones = None
+    if zones is not None and callable(getattr(zones, "resolve_zone", None)):
+        try:
+            return str(zones.resolve_zone(settings, flag))
+        except Exception as exc:  # UnknownZone and friends: say how to fix it
+            raise ConfigError(f"{exc} (or pass --zone Z)") from None
+    for candidate in (flag, settings.zone, settings.allow_fallback_zone):
+        if candidate:
+            return candidate
+    raise ConfigError(
+        "no grid zone for this host: pass --zone Z, or set CARBONPIPE_ZONE=Z "
+        "(e.g. GB, DE, US-CAL-CISO), or CARBONPIPE_CLOUD_REGION=provider:region "
+        "(e.g. aws:eu-west-1)"
+    )
+
+
+def safe_name(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:120] or "run"
+
+
+class RunLock:
+    """flock on <spool>/lock plus the next seq, so a restarted collector continues seq."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory
+        self._fh: IO[str] = open(directory / "lock", "a+", encoding="ascii")  # noqa: SIM115
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            raise ConfigError(
+                f"another collector already runs for this run on this host ({directory}); "
+                "one collector per host counts each device once"
+            ) from None
+
+    def next_seq(self) -> int:
+        try:
+            return int((self.dir / "seq").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return 0
+
+    def save_seq(self, seq: int) -> None:
+        tmp = self.dir / "seq.tmp"
+        tmp.write_text(str(seq), encoding="ascii")
+        os.replace(tmp, self.dir / "seq")
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+
+class Collector:
+    """The sampling loop; ``stop`` sends the final ``end`` event and flushes."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        publisher: Publisher,
+        interval_s: float,
+        lock: RunLock | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        gpu: GpuSource | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.publisher = publisher
+        self.interval_s = interval_s
+        self.lock = lock
+        self.should_stop = should_stop
+        self.left_in_spool = 0
+        self._gpu = gpu
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="carbonpipe-sample", daemon=True)
+
+    def start(self) -> Collector:
+        self._thread.start()
+        return self
+
+    def _safe_sample(self, event_type: str) -> None:
+        try:
+            self.publisher.publish(self.sampler.sample(event_type))
+            if self.lock:
+                self.lock.save_seq(self.sampler.seq)
+        except Exception as exc:  # a bad sample must not end the collection
+            print(
+                f"carbonpipe collector: sample failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _loop(self) -> None:
+        next_t = time.monotonic() + self.interval_s
+        try:
+            while not self._stop.wait(max(0.0, next_t - time.monotonic())):
+                self._safe_sample("sample")
+                next_t += self.interval_s
+                if next_t < time.monotonic():  # fell behind (suspended host): do not burst
+                    next_t = time.monotonic() + self.interval_s
+                if self.should_stop and self.should_stop():
+                    break
+        finally:
+            self._safe_sample("end")
+            self.left_in_spool = self.publisher.close()
+            if self._gpu is not None:
+                self._gpu.close()
+            if self.lock:
+                self.lock.release()
+            self._done.set()
+
+    def stop(self, timeout_s: float | None = None) -> int:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return self.left_in_spool
+
+    def wait(self) -> None:
+        """Block until the loop ended by itself (watched process gone) or was stopped."""
+        while not self._done.wait(0.5):
+            pass
+
+
+def build_collector(
+    settings: Settings,
+    *,
+    run_id: str,
+    user_id: str,
+    model_name: str,
+    pid: int | None = None,
+    zone: str | None = None,
+    interval_s: float | None = None,
+    tags: dict[str, Any] | None = None,
+    sink: Sink | None = None,
+    stdout: bool = False,
+    progress_file: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    opener: Opener = default_opener,
+    env: Mapping[str, str] | None = None,
+) -> Collector:
+    """Everything from settings; ``sink``/``opener``/``env`` are injectable for tests."""
+    region = resolve_zone(zone, settings)
+    pid = os.getpid() if pid is None else pid
+    tree = ProcessTree(pid)
+    lock = RunLock(settings.spool_path / safe_name(run_id))
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    tdp = lookup_tdp(cpu_model_name(), settings.cpu_tdp_w, threads, sockets())
+    try:
+        cpu = make_cpu_source(settings.sysfs_root, tdp, opener)
+        ram = make_ram_source(settings.sysfs_root, settings.ram_w_per_gb, opener)
+        gpu = make_gpu_source(env)
+        ident = RunIdentity(run_id, user_id, model_name, socket.gethostname(), region)
+        sampler = Sampler(
+            ident,
+            tree,
+            cpu,
+            ram,
+            tdp,
+            gpu=gpu,
+            tags={"pid": pid, **(tags or {})},
+            progress_file=progress_file,
+            seq_start=lock.next_seq(),
+        )
+        if sink is None:
+            sink = (
+                StdoutSink()
+                if stdout
+                else KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
+            )
+        spool = Spool(lock.dir / "segments", int(settings.spool_max_mb * 2**20))
+        publisher = Publisher(sink, spool)
+    except BaseException:
+        lock.release()
+        raise
+    return Collector(
+        sampler,
+        publisher,
+        interval_s or settings.sample_interval_s,
+        lock=lock,
+        should_stop=should_stop or (lambda: not tree.alive()),
+        gpu=gpu,
+    )

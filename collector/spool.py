@@ -1,0 +1,210 @@
+"""Bounded on-disk spool: events wait here while Kafka is unreachable or slow.
+
+Append-only JSON-lines segment files ``<n>.jsonl`` in one directory, fsync'd once per
+appended batch, so an event the collector accepted survives a crash of the collector or
+host. Replay reads from a persisted cursor (segment, byte offset) in order; committed
+segments are deleted.
+
+Full-spool rule (keep the newest data): when the segments exceed ``max_bytes``, the OLDEST
+whole segment (at most 1/8 of the budget) is deleted, even if unsent; every such drop is
+printed to stderr and added to ``dropped_events``. The newest segment is never dropped.
+A line that does not parse (torn write at a crash) is skipped and counted in ``corrupt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+CURSOR = "cursor"
+MIN_SEGMENT_BYTES = 4096
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int | None = None) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = int(max_bytes)
+        self.segment_bytes = segment_bytes or max(MIN_SEGMENT_BYTES, self.max_bytes // 8)
+        self.dropped_events = 0
+        self.corrupt = 0
+        self._fh: IO[bytes] | None = None
+        self._active: Path | None = None
+        self._cursor = self._load_cursor()
+        self._peeked: list[tuple[str, int]] = []
+        self.pending = self._count_pending()
+
+    # ------------------------------------------------------------------ segments
+    def _segments(self) -> list[Path]:
+        return sorted(self.dir.glob("*.jsonl"), key=lambda p: int(p.stem))
+
+    def _new_segment(self) -> Path:
+        segs = self._segments()
+        n = int(segs[-1].stem) + 1 if segs else 0
+        return self.dir / f"{n:012d}.jsonl"
+
+    def _load_cursor(self) -> tuple[str, int]:
+        try:
+            name, off = (self.dir / CURSOR).read_text(encoding="ascii").split()
+            return name, int(off)
+        except (OSError, ValueError):
+            segs = self._segments()
+            return (segs[0].name if segs else "", 0)
+
+    def _save_cursor(self) -> None:
+        tmp = self.dir / (CURSOR + ".tmp")
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(f"{self._cursor[0]} {self._cursor[1]}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / CURSOR)
+
+    def _unread(self) -> list[tuple[Path, int]]:
+        """(segment, start offset) pairs from the cursor on."""
+        name, off = self._cursor
+        out = []
+        for seg in self._segments():
+            if name and int(seg.stem) < int(Path(name).stem):
+                continue
+            out.append((seg, off if seg.name == name else 0))
+        return out
+
+    def _count_pending(self) -> int:
+        n = 0
+        for seg, off in self._unread():
+            with open(seg, "rb") as fh:
+                fh.seek(off)
+                n += sum(1 for line in fh if line.strip())
+        return n
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self._segments())
+
+    # ------------------------------------------------------------------ writing
+    def append(self, events: list[dict[str, Any]]) -> None:
+        """Write a batch and fsync it; then enforce the size bound (drop oldest)."""
+        if not events:
+            return
+        if self._fh is None or self._active is None or not self._active.exists():
+            self._open_new()
+        assert self._fh is not None
+        data = b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
+        self._fh.write(data)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.pending += len(events)
+        if self._fh.tell() >= self.segment_bytes:
+            self._close_active()
+        self._enforce_bound()
+
+    def _open_new(self) -> None:
+        self._close_active()
+        self._active = self._new_segment()
+        self._fh = open(self._active, "ab")  # noqa: SIM115 - kept open across batches
+        if not self._cursor[0]:
+            self._cursor = (self._active.name, 0)
+
+    def _close_active(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        self._fh = None
+
+    def _enforce_bound(self) -> None:
+        segs = self._segments()
+        total = sum(p.stat().st_size for p in segs)
+        while total > self.max_bytes and len(segs) > 1:
+            oldest = segs.pop(0)
+            size = oldest.stat().st_size
+            lost = self._unsent_in(oldest)
+            oldest.unlink()
+            total -= size
+            self.pending -= lost
+            self.dropped_events += lost
+            if self._cursor[0] == oldest.name or not (self.dir / self._cursor[0]).exists():
+                self._cursor = (segs[0].name, 0)
+                self._save_cursor()
+            print(
+                f"carbonpipe collector: SPOOL FULL ({self.max_bytes} bytes at {self.dir}): "
+                f"dropped oldest segment {oldest.name} with {lost} unsent events "
+                f"(total dropped {self.dropped_events}); raise CARBONPIPE_SPOOL_MAX_MB",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _unsent_in(self, seg: Path) -> int:
+        for s, off in self._unread():
+            if s == seg:
+                with open(s, "rb") as fh:
+                    fh.seek(off)
+                    return sum(1 for line in fh if line.strip())
+        return 0
+
+    # ------------------------------------------------------------------ replay
+    def peek(self, n: int) -> list[dict[str, Any]]:
+        """Up to ``n`` oldest unsent events, in order (nothing is removed until commit)."""
+        out: list[dict[str, Any]] = []
+        self._peeked = []
+        for seg, off in self._unread():
+            with open(seg, "rb") as fh:
+                fh.seek(off)
+                while len(out) < n:
+                    line = fh.readline()
+                    if not line:
+                        break
+                    if not line.strip():
+                        continue
+                    try:
+                        if not line.endswith(b"\n") and seg == self._active:
+                            break  # cannot happen (whole batches are written), but be safe
+                        out.append(json.loads(line))
+                        self._peeked.append((seg.name, fh.tell()))
+                    except ValueError:
+                        if out:  # stop before it; the next peek starts here and skips it
+                            return out
+                        self._skip_corrupt(seg.name, fh.tell())
+            if len(out) >= n:
+                break
+        return out
+
+    def _skip_corrupt(self, name: str, end: int) -> None:
+        self.corrupt += 1
+        self.pending = max(0, self.pending - 1)
+        self._cursor = (name, end)
+        self._save_cursor()
+        print(
+            f"carbonpipe collector: skipped a torn line in spool {self.dir / name}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def commit(self, n: int) -> None:
+        """Mark the first ``n`` peeked events as delivered; delete consumed segments."""
+        if n <= 0 or not self._peeked:
+            return
+        n = min(n, len(self._peeked))
+        self._cursor = self._peeked[n - 1]
+        self.pending = max(0, self.pending - n)
+        self._peeked = []
+        self._gc()
+        self._save_cursor()
+
+    def _gc(self) -> None:
+        name, off = self._cursor
+        for seg in self._segments():
+            consumed = int(seg.stem) < int(Path(name).stem) or (
+                seg.name == name and off >= seg.stat().st_size and seg != self._active
+            )
+            if consumed:
+                seg.unlink()
+        if self.pending == 0:
+            self._close_active()
+            for seg in self._segments():
+                seg.unlink()
+            self._cursor = ("", 0)
+            self._active = None
+
+    def close(self) -> None:
+        self._close_active()

@@ -1,0 +1,97 @@
+"""carbonpipe dashboard: per-run, per-user and per-model emissions, live power, grid intensity.
+
+Run with ``carbonpipe dashboard`` (Streamlit). Reads only the MongoDB hot store.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from carbonpipe.config import get_settings
+from carbonpipe.query import _db, fetch_runs, fetch_windows, user_totals
+from dashboard.data import (
+    budget_rows,
+    decision_log,
+    parse_budgets,
+    power_series,
+    runs_table,
+)
+
+settings = get_settings()
+st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")
+st.title("carbonpipe — training energy and emissions")
+st.caption(
+    "Energy is **measured** where a hardware counter exists (RAPL, NVML) and **estimated** "
+    "otherwise; the method column says which. Intensity comes from the grid-intensity feed, "
+    "else a host-reported value, else a cited annual average (counted as fallback)."
+)
+
+
+@st.fragment(run_every=settings.dashboard_refresh_s)
+def live() -> None:
+    try:
+        runs = fetch_runs(settings)
+    except Exception as exc:  # the page must say what is wrong, not crash
+        st.error(f"MongoDB at {settings.effective_mongo_uri} not reachable: {exc}")
+        return
+    if not runs:
+        st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")
+        return
+    total_kwh = sum(r.get("energy_kwh") or 0 for r in runs)
+    total_g = sum(r.get("co2_g") or 0 for r in runs)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("runs", len(runs))
+    c2.metric("energy (kWh)", f"{total_kwh:.6f}")
+    c3.metric("CO₂e (g)", f"{total_g:.3f}")
+
+    st.subheader("Runs")
+    st.dataframe(pd.DataFrame(runs_table(runs)), hide_index=True, use_container_width=True)
+
+    left, right = st.columns(2)
+    users = user_totals(runs)
+    with left:
+        st.subheader("Per user")
+        st.dataframe(
+            pd.DataFrame(users)[["user_id", "runs", "energy_kwh", "co2_g"]], hide_index=True
+        )
+        budgets = parse_budgets(os.environ.get("CARBONPIPE_BUDGETS_G", ""))
+        if budgets:
+            st.subheader("Budgets")
+            st.dataframe(pd.DataFrame(budget_rows(users, budgets)), hide_index=True)
+    with right:
+        st.subheader("Per model")
+        models = pd.DataFrame(runs).groupby("model_name")[["energy_kwh", "co2_g"]].sum()
+        st.dataframe(models.reset_index(), hide_index=True)
+
+    st.subheader("Live power and emissions")
+    run_ids = [r["run_id"] for r in runs]
+    chosen = st.selectbox("run", run_ids, key="run")
+    series = power_series(fetch_windows(settings, chosen))
+    if series:
+        df = pd.DataFrame(series).set_index("window_start")
+        a, b = st.columns(2)
+        a.line_chart(df[["power_w"]], y_label="mean power (W)")
+        b.bar_chart(df[["co2_g"]], y_label="gCO₂e per window")
+    run = next(r for r in runs if r["run_id"] == chosen)
+    log = decision_log(settings, run.get("schedule_decision_id"))
+    if log:
+        exp = log.get("expected_g") or log.get("expected_co2_g")
+        st.write(f"Scheduled run: expected {exp} gCO₂e, measured {run.get('co2_g'):.3f} gCO₂e")
+
+    st.subheader("Grid carbon intensity")
+    rows: list[dict[str, Any]] = list(
+        _db(settings)["intensity"].find({}, {"_id": 0}).sort("start", 1)
+    )
+    if rows:
+        gi = pd.DataFrame(rows)
+        gi = gi.pivot_table(index="start", columns="zone", values="carbon_intensity_g_per_kwh")
+        st.line_chart(gi, y_label="gCO₂e/kWh")
+    else:
+        st.caption("no grid-intensity data yet (is `carbonpipe feed` running?)")
+
+
+live()

@@ -1,0 +1,82 @@
+"""Shapes hot-store documents into the dashboard's tables (pure, testable without Streamlit)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from carbonpipe.config import Settings
+
+RUN_COLUMNS = {
+    "run_id": "run",
+    "user_id": "user",
+    "model_name": "model",
+    "start": "start (UTC)",
+    "duration_s": "duration (s)",
+    "energy_kwh": "energy (kWh)",
+    "co2_g": "CO₂e (g)",
+    "mean_intensity_g_per_kwh": "mean intensity (g/kWh)",
+    "method": "method",
+    "fallback_kwh": "kWh on fallback intensity",
+    "zones": "zones",
+}
+
+
+def runs_table(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in runs:
+        row = {label: r.get(key) for key, label in RUN_COLUMNS.items()}
+        row["zones"] = ", ".join(r.get("zones") or [])
+        out.append(row)
+    return out
+
+
+def power_series(windows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per window (summed over hosts): mean power in W and gCO2e, for the live chart."""
+    by_start: dict[Any, dict[str, Any]] = {}
+    for w in windows:
+        s = by_start.setdefault(
+            w["window_start"],
+            {"window_start": w["window_start"], "energy_kwh": 0.0, "co2_g": 0.0, "power_w": 0.0},
+        )
+        s["energy_kwh"] += w.get("energy_kwh") or 0.0
+        s["co2_g"] += w.get("co2_g") or 0.0
+        s["power_w"] += w.get("mean_power_w") or 0.0
+    return [by_start[k] for k in sorted(by_start)]
+
+
+def parse_budgets(spec: str) -> dict[str, float]:
+    """``alice=500,bob=1200`` -> gCO2e budget per user (CARBONPIPE_BUDGETS_G)."""
+    budgets: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        user, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"CARBONPIPE_BUDGETS_G: expected user=grams, got {part!r}")
+        budgets[user.strip()] = float(value)
+    return budgets
+
+
+def budget_rows(
+    users: Sequence[Mapping[str, Any]], budgets: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    rows = []
+    for u in users:
+        b = budgets.get(u["user_id"])
+        if b is None:
+            continue
+        rows.append({"user": u["user_id"], "budget (g)": b, "used (g)": u["co2_g"],
+                     "used (%)": 100.0 * u["co2_g"] / b if b > 0 else None})  # fmt: skip
+    return rows
+
+
+def decision_log(settings: Settings, decision_id: str | None) -> dict[str, Any] | None:
+    """The scheduler's decision log for a scheduled run, if it is on this host."""
+    if not decision_id:
+        return None
+    path = Path(settings.home) / "schedules" / f"{decision_id}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

@@ -1,0 +1,76 @@
+"""Shared fixtures: the real Kafka + MongoDB-compatible services, started once per session.
+
+Integration tests (``@pytest.mark.integration``) take ``services`` (the Settings pointing at
+the running stack) or ``unique_topics`` (a Settings copy with topics and a database of their
+own, so tests never see each other's data). Services already running (``carbonpipe up``) are
+reused and left running; the ones this session started are stopped at its end unless
+``CARBONPIPE_KEEP_SERVICES=1``, which makes repeated runs start in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from carbonpipe import stack
+from carbonpipe.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Settings]:
+    """Build if needed, start Kafka + the default MongoDB once, create the pipeline topics."""
+    settings = load_settings()
+    wanted = ["kafka", "mongo"]
+    was_up = {name: stack.healthy(settings, name) for name in wanted}
+    try:
+        stack.ensure_built(settings)
+        stack.start_kafka(settings)
+        stack.start_mongo(settings)
+        stack.create_topics(settings)
+    except stack.StackError as exc:
+        pytest.fail(f"local services could not start: {exc}", pytrace=False)
+    yield settings
+    if os.environ.get("CARBONPIPE_KEEP_SERVICES") == "1":
+        return
+    for name in wanted:
+        if not was_up[name]:
+            stack.stop_service(settings, name)
+
+
+@pytest.fixture()
+def unique_topics(services: Settings) -> Iterator[Settings]:
+    """A Settings copy whose topics and mongo_db are unique to this test (topics created)."""
+    suffix = uuid.uuid4().hex[:10]
+    settings = services.model_copy(update={
+        "metrics_topic": f"{services.metrics_topic}.t{suffix}",
+        "intensity_topic": f"{services.intensity_topic}.t{suffix}",
+        "dlq_topic": f"{services.dlq_topic}.t{suffix}",
+        "mongo_db": f"{services.mongo_db}_t{suffix}",
+    })
+    stack.create_topics(settings)
+    yield settings
+    _cleanup(settings)
+
+
+def _cleanup(settings: Settings) -> None:
+    """Best effort: drop the test's topics and database so a long-lived stack stays small."""
+    from kafka.admin import KafkaAdminClient
+    from pymongo import MongoClient
+
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        try:
+            admin.delete_topics(list(stack.topic_specs(settings)))
+        finally:
+            admin.close()
+    with contextlib.suppress(Exception):
+        client: MongoClient = MongoClient(settings.effective_mongo_uri,
+                                          serverSelectionTimeoutMS=2000)
+        try:
+            client.drop_database(settings.mongo_db)
+        finally:
+            client.close()

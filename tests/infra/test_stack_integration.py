@@ -1,0 +1,162 @@
+"""The real local stack works end to end: Kafka roundtrip, FerretDB upserts, restart survival,
+and Spark reading Kafka through the Maven-resolved connector jars (never spark.jars.packages).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from carbonpipe import stack
+from carbonpipe.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _produce(settings: Settings, topic: str, values: list[dict[str, object]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                             value_serializer=lambda v: json.dumps(v).encode())
+    try:
+        for i, value in enumerate(values):
+            producer.send(topic, key=str(i).encode(), value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def _consume_all(settings: Settings, topic: str, expected: int,
+                 timeout_s: float = 30.0) -> list[dict[str, object]]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=f"test-{uuid.uuid4().hex[:8]}",
+                             value_deserializer=lambda b: json.loads(b))
+    out: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend(r.value for r in records)
+    finally:
+        consumer.close()
+    return out
+
+
+def test_pipeline_topics_exist_with_their_configs(services: Settings) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap_servers)
+    try:
+        described = {t.get("name") or t.get("topic"): t for t in admin.describe_topics(
+            [services.metrics_topic, services.intensity_topic, services.dlq_topic])}
+        assert len(described[services.metrics_topic]["partitions"]) \
+            == services.metrics_partitions
+        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
+                                                     services.intensity_topic)])
+        text = repr(res)
+        assert "cleanup.policy" in text and "compact" in text
+    finally:
+        admin.close()
+
+
+def test_kafka_produce_consume_roundtrip(unique_topics: Settings) -> None:
+    values = [{"run_id": "r1", "seq": i} for i in range(20)]
+    _produce(unique_topics, unique_topics.metrics_topic, values)
+    got = _consume_all(unique_topics, unique_topics.metrics_topic, len(values))
+    assert sorted(v["seq"] for v in got) == list(range(20))  # type: ignore[type-var]
+
+
+def test_mongo_upsert_roundtrip(unique_topics: Settings) -> None:
+    from pymongo import MongoClient, UpdateOne
+
+    client: MongoClient = MongoClient(unique_topics.effective_mongo_uri,
+                                      serverSelectionTimeoutMS=5000)
+    try:
+        col = client[unique_topics.mongo_db]["runs"]
+        ops = [UpdateOne({"_id": "r1"}, {"$inc": {"energy_kwh": 0.5, "n": 1},
+                                         "$set": {"user": "ana"},
+                                         "$min": {"first_ts": i}, "$max": {"last_ts": i}},
+                         upsert=True) for i in (5, 3, 9)]
+        col.bulk_write(ops, ordered=True)
+        doc = col.find_one({"_id": "r1"})
+        assert doc == {"_id": "r1", "energy_kwh": 1.5, "n": 3, "user": "ana",
+                       "first_ts": 3, "last_ts": 9}
+        # One accumulator per $group: FerretDB 1.24 zeroes every accumulator after the first.
+        total = list(col.aggregate([{"$match": {"user": "ana"}},
+                                    {"$group": {"_id": "$user", "kwh": {"$sum": "$energy_kwh"}}}]))
+        assert total == [{"_id": "ana", "kwh": 1.5}]
+    finally:
+        client.close()
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p+1 free (broker + controller of a private Kafka)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def test_kafka_restart_keeps_data(services: Settings, tmp_path: Path) -> None:
+    """Stop/start keeps topics and records. A private broker (own home and ports), so the
+    shared one, which other tests and sessions use, is never stopped under them."""
+    home = tmp_path / "home"
+    (home / "jars").mkdir(parents=True)
+    (home / "jars" / "kafka").symlink_to(stack.paths(services).kafka_jars)
+    port = _free_port_pair()
+    private = services.model_copy(update={
+        "home": home, "kafka_bootstrap_servers": f"127.0.0.1:{port}",
+        "dlq_topic": "restart.check"})
+    try:
+        assert stack.start_kafka(private) is not None
+        assert stack.start_kafka(private) == stack.running_pid(private, "kafka")  # idempotent
+        stack.create_topics(private, {"restart.check": (2, {})})
+        _produce(private, "restart.check", [{"before": "restart"}])
+        assert stack.stop_kafka(private)
+        assert not stack.kafka_healthy(private)
+        assert stack.status(private)["kafka"].pid is None
+        stack.start_kafka(private)
+        got = _consume_all(private, "restart.check", 1, timeout_s=60)
+        assert got == [{"before": "restart"}]
+    finally:
+        stack.stop_kafka(private)
+
+
+def test_spark_batch_reads_kafka_with_local_jars(unique_topics: Settings) -> None:
+    pyspark = pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    jars = sorted(unique_topics.jars_dir.glob("*.jar"))
+    assert any(j.name.startswith("spark-sql-kafka") for j in jars), unique_topics.jars_dir
+    _produce(unique_topics, unique_topics.intensity_topic,
+             [{"zone": "GB", "g": 100 + i} for i in range(5)])
+    spark = (SparkSession.builder.master("local[1]").appName("carbonpipe-jar-check")
+             .config("spark.jars", ",".join(str(j) for j in jars))
+             .config("spark.ui.enabled", "false")
+             .config("spark.sql.shuffle.partitions", "1").getOrCreate())
+    try:
+        df = (spark.read.format("kafka")
+              .option("kafka.bootstrap.servers", unique_topics.kafka_bootstrap_servers)
+              .option("subscribe", unique_topics.intensity_topic)
+              .option("startingOffsets", "earliest").load())
+        values = sorted(json.loads(r.value)["g"] for r in
+                        df.selectExpr("CAST(value AS STRING) AS value").collect())
+        assert values == [100, 101, 102, 103, 104]
+        assert pyspark.__version__.startswith("4.1")
+    finally:
+        spark.stop()

@@ -1,0 +1,106 @@
+"""Test harness: runs the real streaming job in a subprocess against the real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from carbonpipe.config import REPO_ROOT, Settings
+
+ENV_FIELDS = (
+    "kafka_bootstrap_servers", "metrics_topic", "intensity_topic", "dlq_topic", "mongo_db",
+    "cold_store_uri", "checkpoint_uri", "trigger_s", "lateness_s", "window_s", "home",
+)  # fmt: skip
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for f in ENV_FIELDS:
+        v = getattr(settings, f)
+        if v is not None:
+            env[f"CARBONPIPE_{f.upper()}"] = str(v)
+    if settings.mongo_uri:
+        env["CARBONPIPE_MONGO_URI"] = settings.mongo_uri
+    env.update(extra)
+    return env
+
+
+class StreamJob:
+    """``python -m spark_jobs.stream`` with its log in a file the test can show on failure."""
+
+    def __init__(self, settings: Settings, log_path: Path, **extra_env: str) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spark_jobs.stream"],
+            cwd=REPO_ROOT,
+            env=settings_env(settings, **extra_env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        if self.alive():
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+    def tail(self, n: int = 60) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(line for line in lines[-n:])
+
+
+def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    for key, value in records:
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        producer.send(topic, key=key.encode() if key else None, value=raw)
+    producer.flush()
+    producer.close()
+
+
+def consume_all(settings: Settings, topic: str, timeout_s: float = 10) -> list[Any]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    msgs = list(consumer)
+    consumer.close()
+    return msgs
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], job: StreamJob | None, timeout_s: float = 300
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if job is not None and not job.alive():
+            raise AssertionError(f"stream job exited while waiting for {what}:\n{job.tail()}")
+        time.sleep(1.0)
+    tail = job.tail() if job else ""
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{tail}")
