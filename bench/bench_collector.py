@@ -6,9 +6,11 @@ per tool process: total CPU seconds and peak RSS (``wait4`` rusage, includes sta
 steady-state CPU seconds per hour of sampling (psutil CPU time between ``--warmup`` s and the
 end, scaled to 3600 s). A bare ``python -c sleep`` row shows the interpreter's own floor.
 
+"carbonpipe" is ``python -m collector collect`` (the lean entry point); "carbonpipe-cli" is
+the same through the ``carbonpipe`` console command, which imports every sub-command first.
 CodeCarbon runs offline (OfflineEmissionsTracker, country GBR), measure_power_secs=interval,
 save_to_file=False, tracking_mode machine (its default). carbonpipe runs
-``carbonpipe collect --pid W --stdout`` with stdout to /dev/null (no Kafka in the loop).
+``collect --pid W --stdout`` with stdout to /dev/null (no Kafka in the loop).
 
     python bench/bench_collector.py --duration 60
 Writes bench/results/collector.json and prints a table. Targets (issue #4): steady CPU at most
@@ -96,7 +98,7 @@ def run_one(
         time.sleep(max(0.0, duration - warmup))
         c1 = sum(ps.cpu_times()[:2])
         t1 = time.monotonic()
-        if tool == "carbonpipe":
+        if tool.startswith("carbonpipe"):
             proc.send_signal(signal.SIGTERM)  # clean stop: end event, spool flushed
         _, status, ru = os.wait4(proc.pid, 0)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--tools", default="baseline,carbonpipe,codecarbon")
+    ap.add_argument("--tools", default="baseline,carbonpipe,carbonpipe-cli,codecarbon")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]

@@ -16,6 +16,7 @@ from carbonpipe.config import ConfigError
 
 COMMAND_MODULES = (
     "carbonpipe.stack",  # up / down / status of the local services
+    "carbonpipe.apps",  # apps up / down / status: feeder, stream job, dashboard
     "collector.cli",  # collect
     "carbonpipe.intensity.cli",  # intensity, feed
     "carbonpipe.scheduling.cli",  # schedule

@@ -163,7 +163,7 @@ class Publisher:
                 out.append(self._q.get_nowait())
         except queue.Empty:
             pass
-        return out
+        return [e for e in out if "__wake__" not in e]
 
     def _failed(self) -> None:
         self._backoff = min(self.BACKOFF_MAX_S, max(self.BACKOFF_MIN_S, self._backoff * 2))
@@ -201,7 +201,9 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._closing.is_set() or not self._q.empty():
-            events = self._drain(0.2)
+            # idle wake-ups cost CPU: wait for the next event, or the next replay attempt
+            wait = 1.0 if not self.spool.pending else self._retry_at - time.monotonic()
+            events = self._drain(min(1.0, max(0.05, wait)))
             if events:
                 self._deliver(events)
             self._replay()
@@ -209,6 +211,7 @@ class Publisher:
     def close(self, timeout_s: float = 15.0) -> int:
         """Deliver everything queued; try the spool until ``timeout_s``; return events left."""
         self._closing.set()
+        self._q.put_nowait({"__wake__": True})
         self._thread.join()
         deadline = time.monotonic() + timeout_s
         self._retry_at = 0.0

@@ -160,7 +160,7 @@ class Collector:
 
     def wait(self) -> None:
         """Block until the loop ended by itself (watched process gone) or was stopped."""
-        while not self._done.wait(0.5):
+        while not self._done.wait(5.0):  # signals interrupt the wait (POSIX)
             pass
 
 

@@ -18,6 +18,7 @@ from dashboard.data import (
     decision_log,
     parse_budgets,
     power_series,
+    run_summary,
     runs_table,
 )
 
@@ -77,6 +78,7 @@ def live() -> None:
         a.line_chart(df[["power_w"]], y_label="mean power (W)")
         b.bar_chart(df[["co2_g"]], y_label="gCO₂e per window")
     run = next(r for r in runs if r["run_id"] == chosen)
+    st.markdown(run_summary(run))
     log = decision_log(settings, run.get("schedule_decision_id"))
     if log:
         exp = log.get("expected_g") or log.get("expected_co2_g")

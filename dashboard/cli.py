@@ -17,6 +17,7 @@ def command(port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(port), "--server.headless", "true",
         "--server.address", "0.0.0.0", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
 
 

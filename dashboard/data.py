@@ -33,6 +33,18 @@ def runs_table(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def run_summary(run: Mapping[str, Any]) -> str:
+    """One line a person (and the browser test) can read: the run's figures and provenance."""
+    mean = run.get("mean_intensity_g_per_kwh")
+    return (
+        f"**{run['run_id']}** ({run.get('user_id')}, {run.get('model_name')}): "
+        f"{run.get('energy_kwh') or 0:.6f} kWh · {run.get('co2_g') or 0:.3f} gCO₂e · "
+        f"mean intensity {mean:.1f} g/kWh · energy {run.get('method')}"
+        if mean is not None
+        else f"**{run['run_id']}**: no energy yet"
+    )
+
+
 def power_series(windows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per window (summed over hosts): mean power in W and gCO2e, for the live chart."""
     by_start: dict[Any, dict[str, Any]] = {}

@@ -37,8 +37,12 @@ class ProviderChain:
     def __init__(self, providers: Sequence[IntensityProvider]) -> None:
         self.providers = list(providers)
 
-    def _first(self, zone: str, ask: Callable[[IntensityProvider], T],
-               empty: Callable[[T], bool] = lambda _: False) -> T:
+    def _first(
+        self,
+        zone: str,
+        ask: Callable[[IntensityProvider], T],
+        empty: Callable[[T], bool] = lambda _: False,
+    ) -> T:
         errors: list[tuple[str, Exception]] = []
         for p in self.providers:
             try:
@@ -63,26 +67,42 @@ class ProviderChain:
         return self._first(zone, lambda p: p.forecast(zone, horizon), lambda r: not r)
 
 
-def build_provider(name: str, settings: Settings, clock: Clock = utcnow,
-                   cache: TTLCache | None = None,
-                   transport: httpx.BaseTransport | None = None) -> IntensityProvider:
+def build_provider(
+    name: str,
+    settings: Settings,
+    clock: Clock = utcnow,
+    cache: TTLCache | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> IntensityProvider:
     """One provider by name, configured from settings (base URLs, keys, timeouts, cache)."""
-    cache = cache if cache is not None else TTLCache(settings.cache_ttl_s,
-                                                     settings.intensity_cache_dir)
+    cache = (
+        cache if cache is not None else TTLCache(settings.cache_ttl_s, settings.intensity_cache_dir)
+    )
 
     def http(provider: str, base_url: str) -> HttpJsonClient:
-        return HttpJsonClient(provider, base_url, timeout_s=settings.http_timeout_s,
-                              retries=settings.http_retries, backoff_s=settings.http_backoff_s,
-                              cache=cache, transport=transport)
+        return HttpJsonClient(
+            provider,
+            base_url,
+            timeout_s=settings.http_timeout_s,
+            retries=settings.http_retries,
+            backoff_s=settings.http_backoff_s,
+            cache=cache,
+            transport=transport,
+        )
 
     if name == "uk":
         return UKProvider(http("uk", settings.uk_base_url), clock)
     if name == "electricitymaps":
-        return ElectricityMapsProvider(http(name, settings.electricitymaps_base_url),
-                                       settings.electricitymaps_token, clock)
+        return ElectricityMapsProvider(
+            http(name, settings.electricitymaps_base_url), settings.electricitymaps_token, clock
+        )
     if name == "watttime":
-        return WattTimeProvider(http(name, settings.watttime_base_url),
-                                settings.watttime_username, settings.watttime_password, clock)
+        return WattTimeProvider(
+            http(name, settings.watttime_base_url),
+            settings.watttime_username,
+            settings.watttime_password,
+            clock,
+        )
     if name == "trace":
         return TraceProvider(trace_paths=settings.trace_paths, clock=clock)
     if name == "static":
@@ -90,8 +110,9 @@ def build_provider(name: str, settings: Settings, clock: Clock = utcnow,
     raise ValueError(f"unknown provider {name!r}")
 
 
-def build_chain(settings: Settings, names: Sequence[str] | None = None,
-                clock: Clock = utcnow) -> ProviderChain:
+def build_chain(
+    settings: Settings, names: Sequence[str] | None = None, clock: Clock = utcnow
+) -> ProviderChain:
     """The chain in ``settings.provider_chain`` order (or ``names``), sharing one cache."""
     cache = TTLCache(settings.cache_ttl_s, settings.intensity_cache_dir)
     chosen = list(names) if names is not None else settings.provider_chain

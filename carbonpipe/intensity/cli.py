@@ -14,8 +14,16 @@ from carbonpipe.contracts import utc_iso
 from carbonpipe.intensity.errors import IntensityError, NoProviderAnswered, UnknownZone
 from carbonpipe.intensity.model import IntensityPoint
 
-JSON_FIELDS = ("zone", "start", "end", "carbon_intensity_g_per_kwh", "provider", "kind",
-               "signal", "source")
+JSON_FIELDS = (
+    "zone",
+    "start",
+    "end",
+    "carbon_intensity_g_per_kwh",
+    "provider",
+    "kind",
+    "signal",
+    "source",
+)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -38,9 +46,11 @@ def point_json(p: IntensityPoint) -> dict[str, Any]:
 
 def point_line(p: IntensityPoint) -> str:
     flags = "".join(f", {f}" for f in ("perfect_foresight", "replayed") if getattr(p, f))
-    return (f"{p.zone} {utc_iso(p.start)} .. {utc_iso(p.end)}  "
-            f"{p.carbon_intensity_g_per_kwh:.1f} gCO2eq/kWh  "
-            f"[{p.provider}, {p.kind}, {p.signal}{flags}]  {p.source}")
+    return (
+        f"{p.zone} {utc_iso(p.start)} .. {utc_iso(p.end)}  "
+        f"{p.carbon_intensity_g_per_kwh:.1f} gCO2eq/kWh  "
+        f"[{p.provider}, {p.kind}, {p.signal}{flags}]  {p.source}"
+    )
 
 
 def _providers(arg: str | None) -> list[str] | None:
@@ -91,8 +101,11 @@ def cmd_feed(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         if args.zones:
-            zones = [check_zone(z, settings.allow_fallback_zone) for z in args.zones.split(",")
-                     if z.strip()]
+            zones = [
+                check_zone(z, settings.allow_fallback_zone)
+                for z in args.zones.split(",")
+                if z.strip()
+            ]
         elif args.trace_replay:
             zones = ["US-CAL-CISO"]  # the bundled trace: works from a clone alone
         else:
@@ -114,15 +127,20 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         publish: feeder.Publisher = lambda recs: print(  # noqa: E731
-            "\n".join(json.dumps({"key": k, "value": v}) for k, v in recs))
+            "\n".join(json.dumps({"key": k, "value": v}) for k, v in recs)
+        )
         close = None
     else:
-        publish, close = feeder.kafka_publisher(settings.kafka_bootstrap_servers,
-                                                settings.intensity_topic)
+        publish, close = feeder.kafka_publisher(
+            settings.kafka_bootstrap_servers, settings.intensity_topic
+        )
     try:
         n = feeder.run(build, publish, settings.feeder_interval_s, once=args.once)
-        print(f"carbonpipe feed: published {n} records for {','.join(zones)} "
-              f"to {'stdout' if args.dry_run else settings.intensity_topic}", file=sys.stderr)
+        print(
+            f"carbonpipe feed: published {n} records for {','.join(zones)} "
+            f"to {'stdout' if args.dry_run else settings.intensity_topic}",
+            file=sys.stderr,
+        )
     finally:
         if close is not None:
             close()
@@ -132,17 +150,27 @@ def cmd_feed(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("intensity", help="current grid carbon intensity and its provenance")
     p.add_argument("zone", nargs="?", help="grid zone (default: CARBONPIPE_ZONE / CLOUD_REGION)")
-    p.add_argument("--provider", help=f"provider(s) to ask, comma-separated: "
-                   f"{', '.join(PROVIDER_NAMES)} (default: CARBONPIPE_PROVIDERS)")
+    p.add_argument(
+        "--provider",
+        help=f"provider(s) to ask, comma-separated: "
+        f"{', '.join(PROVIDER_NAMES)} (default: CARBONPIPE_PROVIDERS)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--forecast", type=parse_duration, metavar="DURATION",
-                   help="also show the forecast over this horizon, e.g. 24h")
+    p.add_argument(
+        "--forecast",
+        type=parse_duration,
+        metavar="DURATION",
+        help="also show the forecast over this horizon, e.g. 24h",
+    )
     p.set_defaults(func=cmd_intensity)
 
     f = sub.add_parser("feed", help="publish grid intensity to Kafka (topic grid.intensity)")
     f.add_argument("--once", action="store_true", help="publish one round and exit")
-    f.add_argument("--trace-replay", action="store_true",
-                   help="replay traces shifted to now (now-48h..now+24h) plus static fallbacks")
+    f.add_argument(
+        "--trace-replay",
+        action="store_true",
+        help="replay traces shifted to now (now-48h..now+24h) plus static fallbacks",
+    )
     f.add_argument("--zones", help="comma-separated zones, e.g. GB,DE,US-CAL-CISO")
     f.add_argument("--provider", help="provider chain override for normal mode")
     f.add_argument("--dry-run", action="store_true", help="print records instead of publishing")

@@ -45,36 +45,56 @@ class ElectricityMapsProvider:
 
     def _on_error(self, resp: httpx.Response, what: str) -> ProviderError | None:
         if resp.status_code in (401, 403) and "zoneKey=" in resp.text:
-            return ZoneNotAllowed(NAME, self.http.redact(f"{error_detail(resp)} ({what})"),
-                                  resp.status_code)
+            return ZoneNotAllowed(
+                NAME, self.http.redact(f"{error_detail(resp)} ({what})"), resp.status_code
+            )
         return None
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         if not self._token:
             raise AuthError(NAME, "no token configured: set CARBONPIPE_ELECTRICITYMAPS_TOKEN")
-        return self.http.get_json(path, params, headers={"auth-token": self._token},
-                                  on_error=self._on_error)
+        return self.http.get_json(
+            path, params, headers={"auth-token": self._token}, on_error=self._on_error
+        )
 
     def _point(self, zone: str, row: dict[str, Any], kind: Kind, path: str) -> IntensityPoint:
         start = parse_time(row["datetime"])
-        notes = [x for x in (row.get("emissionFactorType"),
-                             f"estimated {row.get('estimationMethod') or ''}".strip()
-                             if row.get("isEstimated") else None) if x]
+        notes = [
+            x
+            for x in (
+                row.get("emissionFactorType"),
+                f"estimated {row.get('estimationMethod') or ''}".strip()
+                if row.get("isEstimated")
+                else None,
+            )
+            if x
+        ]
         suffix = f" ({', '.join(notes)})" if notes else ""
         value = row["carbonIntensity"]
         if value is None:
             raise ValueError(f"no carbonIntensity at {row['datetime']}")
-        return IntensityPoint(zone=str(row.get("zone") or zone), start=start, end=start + STEP,
-                              carbon_intensity_g_per_kwh=float(value), provider=NAME, kind=kind,
-                              signal="average", source=f"{SOURCE} {path}{suffix}")
+        return IntensityPoint(
+            zone=str(row.get("zone") or zone),
+            start=start,
+            end=start + STEP,
+            carbon_intensity_g_per_kwh=float(value),
+            provider=NAME,
+            kind=kind,
+            signal="average",
+            source=f"{SOURCE} {path}{suffix}",
+        )
 
     def _points(self, zone: str, rows: Any, kind: Kind, path: str) -> list[IntensityPoint]:
         try:
-            return [self._point(zone, r, kind, path) for r in rows
-                    if r.get("carbonIntensity") is not None]
+            return [
+                self._point(zone, r, kind, path)
+                for r in rows
+                if r.get("carbonIntensity") is not None
+            ]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProviderUnavailable(NAME, f"unexpected body shape ({exc!r}) for {path}",
-                                      200) from None
+            raise ProviderUnavailable(
+                NAME, f"unexpected body shape ({exc!r}) for {path}", 200
+            ) from None
 
     def current(self, zone: str) -> IntensityPoint:
         path = "/carbon-intensity/latest"

@@ -47,8 +47,12 @@ def to_records(points: Iterable[IntensityPoint]) -> list[Record]:
     return [(intensity_key(p.zone, p.start), p.to_event()) for p in points]
 
 
-def replay_points(series: TraceSeries, now: datetime, before: timedelta = REPLAY_BEFORE,
-                  after: timedelta = REPLAY_AFTER) -> list[IntensityPoint]:
+def replay_points(
+    series: TraceSeries,
+    now: datetime,
+    before: timedelta = REPLAY_BEFORE,
+    after: timedelta = REPLAY_AFTER,
+) -> list[IntensityPoint]:
     """Trace cells shifted to ``now`` by hour-of-year: past = actual, future = forecast."""
     provider = TraceProvider({series.zone: series}, clock=lambda: now)
     nxt = floor_time(now, series.step) + series.step  # the cell containing now is "actual"
@@ -63,8 +67,9 @@ def fallback_point(static: StaticProvider, zone: str, now: datetime) -> Intensit
     return static.history(zone, start, datetime(now.year + 1, 1, 1, tzinfo=timezone.utc))[0]
 
 
-def replay_records(zones: Sequence[str], traces: TraceProvider, static: StaticProvider,
-                   now: datetime) -> list[Record]:
+def replay_records(
+    zones: Sequence[str], traces: TraceProvider, static: StaticProvider, now: datetime
+) -> list[Record]:
     """Everything trace-replay mode publishes for ``zones`` at ``now`` (fallbacks first)."""
     fallbacks, values = [], []
     for zone in zones:
@@ -79,8 +84,12 @@ def replay_records(zones: Sequence[str], traces: TraceProvider, static: StaticPr
     return to_records(fallbacks) + to_records(values)
 
 
-def live_records(zones: Sequence[str], chain: IntensityProvider, now: datetime,
-                 horizon: timedelta = FORECAST_HORIZON) -> list[Record]:
+def live_records(
+    zones: Sequence[str],
+    chain: IntensityProvider,
+    now: datetime,
+    horizon: timedelta = FORECAST_HORIZON,
+) -> list[Record]:
     """Normal mode: each zone's current value then its forecast; a failing zone is skipped."""
     points: list[IntensityPoint] = []
     for zone in zones:
@@ -102,9 +111,12 @@ def kafka_publisher(bootstrap_servers: str, topic: str) -> tuple[Publisher, Call
     from kafka import KafkaProducer  # only the feed command needs Kafka
 
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20,
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        linger_ms=20,
         key_serializer=lambda k: k.encode("utf-8"),
-        value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"))
+        value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"),
+    )
 
     def publish(records: Sequence[Record]) -> None:
         for key, value in records:
@@ -114,9 +126,14 @@ def kafka_publisher(bootstrap_servers: str, topic: str) -> tuple[Publisher, Call
     return publish, producer.close
 
 
-def run(build: Callable[[datetime], list[Record]], publish: Publisher, interval_s: float,
-        once: bool, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-        sleep: Callable[[float], None] = time.sleep) -> int:
+def run(
+    build: Callable[[datetime], list[Record]],
+    publish: Publisher,
+    interval_s: float,
+    once: bool,
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Build and publish every ``interval_s`` (once with ``once``); returns records published."""
     total = 0
     while True:

@@ -43,8 +43,9 @@ USER_AGENT = "carbonpipe-intensity/0.1 (+https://github.com/carbonpipe)"
 class TTLCache:
     """Small TTL cache: memory always, a directory of JSON files when ``directory`` is set."""
 
-    def __init__(self, ttl_s: float, directory: Path | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ttl_s: float, directory: Path | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.ttl_s = ttl_s
         self.directory = directory
         self.clock = clock
@@ -129,11 +130,20 @@ def error_detail(resp: httpx.Response) -> str:
 class HttpJsonClient:
     """GET JSON from one provider; raises the typed errors of ``errors.py``."""
 
-    def __init__(self, provider: str, base_url: str, *, timeout_s: float, retries: int,
-                 backoff_s: float = 0.5, cache: TTLCache | None = None,
-                 secrets: Sequence[str | None] = (), transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        timeout_s: float,
+        retries: int,
+        backoff_s: float = 0.5,
+        cache: TTLCache | None = None,
+        secrets: Sequence[str | None] = (),
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
@@ -143,9 +153,11 @@ class HttpJsonClient:
         self._secrets = [s for s in secrets if s]
         self._sleep = sleep
         self._clock = clock
-        self._client = httpx.Client(transport=transport, follow_redirects=True,
-                                    headers={"Accept": "application/json",
-                                             "User-Agent": USER_AGENT})
+        self._client = httpx.Client(
+            transport=transport,
+            follow_redirects=True,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+        )
 
     def add_secret(self, secret: str | None) -> None:
         if secret:
@@ -176,11 +188,16 @@ class HttpJsonClient:
             return self._fail(ProviderUnavailable, detail, code)
         return self._fail(BadRequest, detail, code)
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None,
-                 headers: Mapping[str, str] | None = None, *, use_cache: bool = True,
-                 auth: httpx.Auth | tuple[str, str] | None = None,
-                 on_error: Callable[[httpx.Response, str], ProviderError | None] | None = None
-                 ) -> Any:
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        use_cache: bool = True,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        on_error: Callable[[httpx.Response, str], ProviderError | None] | None = None,
+    ) -> Any:
         """GET ``base_url + path`` and return its JSON, within the total time budget."""
         url = self.base_url + path
         what = self.redact(f"GET {path}" + (f"?{httpx.QueryParams(params)}" if params else ""))
@@ -195,23 +212,27 @@ class HttpJsonClient:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 break
-            wait = self.backoff_s * (2 ** attempt)
+            wait = self.backoff_s * (2**attempt)
             try:
-                resp = self._client.get(url, params=params, headers=headers, auth=auth,
-                                        timeout=httpx.Timeout(remaining))
+                resp = self._client.get(
+                    url, params=params, headers=headers, auth=auth, timeout=httpx.Timeout(remaining)
+                )
             except httpx.TimeoutException:
-                last = self._fail(ProviderUnavailable,
-                                  f"timed out after {self.timeout_s:g}s ({what})", None)
+                last = self._fail(
+                    ProviderUnavailable, f"timed out after {self.timeout_s:g}s ({what})", None
+                )
             except httpx.HTTPError as exc:
-                last = self._fail(ProviderUnavailable,
-                                  f"connection failed: {type(exc).__name__} ({what})", None)
+                last = self._fail(
+                    ProviderUnavailable, f"connection failed: {type(exc).__name__} ({what})", None
+                )
             else:
                 if resp.is_success:
                     try:
                         data = resp.json()
                     except ValueError:
-                        raise self._fail(ProviderUnavailable,
-                                         f"answer is not JSON ({what})", resp.status_code) from None
+                        raise self._fail(
+                            ProviderUnavailable, f"answer is not JSON ({what})", resp.status_code
+                        ) from None
                     if use_cache and self.cache is not None:
                         self.cache.put(key, data)
                     return data
@@ -226,8 +247,12 @@ class HttpJsonClient:
             if attempt == self.retries:
                 break
             if self._clock() + wait >= deadline:
-                last = type(last)(self.provider, f"{last.detail}; next retry in {wait:g}s "
-                                  f"exceeds the {self.timeout_s:g}s budget", last.status)
+                last = type(last)(
+                    self.provider,
+                    f"{last.detail}; next retry in {wait:g}s "
+                    f"exceeds the {self.timeout_s:g}s budget",
+                    last.status,
+                )
                 break
             self._sleep(wait)
         raise last

@@ -24,8 +24,12 @@ class TraceProvider:
 
     name = NAME
 
-    def __init__(self, series: Mapping[str, TraceSeries] | None = None, trace_paths: str = "",
-                 clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        series: Mapping[str, TraceSeries] | None = None,
+        trace_paths: str = "",
+        clock: Clock = utcnow,
+    ) -> None:
         self._series: dict[str, TraceSeries] = {k.upper(): v for k, v in (series or {}).items()}
         self.trace_paths = trace_paths
         self.clock = clock
@@ -35,13 +39,17 @@ class TraceProvider:
         if z not in self._series:
             path = find_trace(z, self.trace_paths)
             if path is None:
-                raise NotCovered(NAME, f"no trace file for zone {zone} (bundled data/traces, "
-                                 "../shared/data/carbon-intensity, CARBONPIPE_TRACE_PATHS)")
+                raise NotCovered(
+                    NAME,
+                    f"no trace file for zone {zone} (bundled data/traces, "
+                    "../shared/data/carbon-intensity, CARBONPIPE_TRACE_PATHS)",
+                )
             self._series[z] = load_trace(path, zone=z)
         return self._series[z]
 
-    def points(self, zone: str, start: datetime, end: datetime, kind: Kind,
-               perfect_foresight: bool = False) -> list[IntensityPoint]:
+    def points(
+        self, zone: str, start: datetime, end: datetime, kind: Kind, perfect_foresight: bool = False
+    ) -> list[IntensityPoint]:
         """Cells overlapping [start, end): the trace's own value inside its span, else replay."""
         s = self.series(zone)
         start, end = require_aware(start, "start"), require_aware(end, "end")
@@ -53,11 +61,20 @@ class TraceProvider:
             inside = s.first_start <= t < s.end
             src_t = t if inside else s.replay_time(t)
             note = "" if inside else f" @ {utc_iso_min(src_t)} (hour-of-year replay)"
-            out.append(IntensityPoint(
-                zone=zone.upper(), start=t, end=t + s.step,
-                carbon_intensity_g_per_kwh=s.value_at(src_t), provider=NAME, kind=kind,
-                signal="average", source=f"trace {s.source}{note}",
-                perfect_foresight=perfect_foresight, replayed=not inside))
+            out.append(
+                IntensityPoint(
+                    zone=zone.upper(),
+                    start=t,
+                    end=t + s.step,
+                    carbon_intensity_g_per_kwh=s.value_at(src_t),
+                    provider=NAME,
+                    kind=kind,
+                    signal="average",
+                    source=f"trace {s.source}{note}",
+                    perfect_foresight=perfect_foresight,
+                    replayed=not inside,
+                )
+            )
             t += s.step
         return out
 

@@ -36,11 +36,18 @@ def load_zone_averages(path: Path = ZONE_AVERAGES_PATH) -> dict[str, ZoneAverage
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(line for line in fh if line.strip() and not line.startswith("#"))
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: columns must be {','.join(COLUMNS)}, "
-                             f"got {reader.fieldnames}")
-        return {r["zone"].upper(): ZoneAverage(r["zone"].upper(),
-                                               float(r["carbon_intensity_g_per_kwh"]),
-                                               int(r["year"]), r["source"]) for r in reader}
+            raise ValueError(
+                f"{path}: columns must be {','.join(COLUMNS)}, got {reader.fieldnames}"
+            )
+        return {
+            r["zone"].upper(): ZoneAverage(
+                r["zone"].upper(),
+                float(r["carbon_intensity_g_per_kwh"]),
+                int(r["year"]),
+                r["source"],
+            )
+            for r in reader
+        }
 
 
 class StaticProvider:
@@ -60,16 +67,24 @@ class StaticProvider:
         country = z.split("-")[0]
         if country in self.table:
             return self.table[country], f" (country average {country} for {z})"
-        raise NotCovered(NAME, f"no annual average for zone {zone} in {self.path.name}; "
-                         f"known: {', '.join(sorted(self.table))}")
+        raise NotCovered(
+            NAME,
+            f"no annual average for zone {zone} in {self.path.name}; "
+            f"known: {', '.join(sorted(self.table))}",
+        )
 
     def _point(self, zone: str, start: datetime, end: datetime) -> IntensityPoint:
         avg, note = self.lookup(zone)
         return IntensityPoint(
-            zone=zone.upper(), start=start, end=end,
-            carbon_intensity_g_per_kwh=avg.carbon_intensity_g_per_kwh, provider=NAME,
-            kind="fallback", signal="average",
-            source=f"{self.path.name}: {avg.year} annual average, {avg.source}{note}")
+            zone=zone.upper(),
+            start=start,
+            end=end,
+            carbon_intensity_g_per_kwh=avg.carbon_intensity_g_per_kwh,
+            provider=NAME,
+            kind="fallback",
+            signal="average",
+            source=f"{self.path.name}: {avg.year} annual average, {avg.source}{note}",
+        )
 
     def current(self, zone: str) -> IntensityPoint:
         start = floor_time(self.clock(), timedelta(hours=1))

@@ -168,8 +168,9 @@ def _read_columns(path: Path) -> tuple[list[str], dict[str, list[object]]]:
     return header, cols
 
 
-def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], what: str,
-          path: Path) -> str:
+def _pick(
+    header: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path
+) -> str:
     if wanted is not None:
         name = COLUMN_ALIASES.get(wanted.lower(), wanted)
         if name not in header:
@@ -181,8 +182,9 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], wh
     raise TraceError(f"{path}: no {what} column (looked for {list(candidates)}); got {header}")
 
 
-def load_trace(path: str | os.PathLike[str], column: str | None = None,
-               zone: str | None = None) -> TraceSeries:
+def load_trace(
+    path: str | os.PathLike[str], column: str | None = None, zone: str | None = None
+) -> TraceSeries:
     """Read a trace file into a regular-grid :class:`TraceSeries` (see module doc).
 
     ``column`` picks the value column: ``"lca"`` (default for Electricity Maps exports),
@@ -198,8 +200,9 @@ def load_trace(path: str | os.PathLike[str], column: str | None = None,
         zone = str(cols["zone"][0])
     try:
         times = np.array([_parse_time(v) for v in cols[tcol]], dtype="datetime64[s]")
-        values = np.array([float(str(v)) if v not in ("", None) else np.nan
-                           for v in cols[vcol]], dtype=np.float64)
+        values = np.array(
+            [float(str(v)) if v not in ("", None) else np.nan for v in cols[vcol]], dtype=np.float64
+        )
     except ValueError as exc:
         raise TraceError(f"{p}: unreadable value: {exc}") from None
     keep = ~np.isnan(values)
@@ -207,8 +210,13 @@ def load_trace(path: str | os.PathLike[str], column: str | None = None,
     if times.size < 2:
         raise TraceError(f"{p}: needs at least two rows with a value")
     starts, grid_values, step = regularize(times, values)
-    return TraceSeries(zone=zone or zone_from_path(p), starts=starts, values_g_per_kwh=grid_values,
-                       step_s=step, source=f"{p.name}:{vcol}")
+    return TraceSeries(
+        zone=zone or zone_from_path(p),
+        starts=starts,
+        values_g_per_kwh=grid_values,
+        step_s=step,
+        source=f"{p.name}:{vcol}",
+    )
 
 
 def regularize(times: TimeArray, values: FloatArray) -> tuple[TimeArray, FloatArray, int]:
@@ -256,8 +264,11 @@ def trace_files(extra: str = "") -> list[Path]:
     dirs = [BUNDLED_TRACES_DIR, shared_traces_dir()]
     for d in dirs:
         if d is not None and d.is_dir():
-            files += sorted(f for f in d.iterdir()
-                            if f.suffix in (".csv", ".parquet") and "production" not in f.name)
+            files += sorted(
+                f
+                for f in d.iterdir()
+                if f.suffix in (".csv", ".parquet") and "production" not in f.name
+            )
     return files
 
 

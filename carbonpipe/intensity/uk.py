@@ -46,8 +46,9 @@ class UKProvider:
         try:
             return [self._point(r, path) for r in body["data"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ProviderUnavailable(NAME, f"unexpected body shape ({exc!r}) for GET {path}",
-                                      200) from None
+            raise ProviderUnavailable(
+                NAME, f"unexpected body shape ({exc!r}) for GET {path}", 200
+            ) from None
 
     @staticmethod
     def _point(row: dict[str, Any], path: str) -> IntensityPoint:
@@ -57,9 +58,16 @@ class UKProvider:
             raise ValueError(f"period {row.get('from')} has neither actual nor forecast")
         kind: Kind = "actual" if actual is not None else "forecast"
         value = actual if actual is not None else fcst
-        return IntensityPoint(zone="GB", start=parse_time(row["from"]), end=parse_time(row["to"]),
-                              carbon_intensity_g_per_kwh=float(value), provider=NAME, kind=kind,
-                              signal="average", source=f"{SOURCE} {path}")
+        return IntensityPoint(
+            zone="GB",
+            start=parse_time(row["from"]),
+            end=parse_time(row["to"]),
+            carbon_intensity_g_per_kwh=float(value),
+            provider=NAME,
+            kind=kind,
+            signal="average",
+            source=f"{SOURCE} {path}",
+        )
 
     def current(self, zone: str) -> IntensityPoint:
         self._check(zone)

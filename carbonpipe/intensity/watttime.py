@@ -55,8 +55,11 @@ def region_for(zone: str) -> str:
         return ZONE_TO_REGION[zone.upper()]
     if "_" in zone or (REGION_RE.match(zone) and "-" not in zone and len(zone) > 3):
         return zone
-    raise NotCovered(NAME, f"no WattTime region known for zone {zone}; known zones "
-                     f"{sorted(ZONE_TO_REGION)} or pass a WattTime region such as CAISO_NORTH")
+    raise NotCovered(
+        NAME,
+        f"no WattTime region known for zone {zone}; known zones "
+        f"{sorted(ZONE_TO_REGION)} or pass a WattTime region such as CAISO_NORTH",
+    )
 
 
 class WattTimeProvider:
@@ -64,8 +67,13 @@ class WattTimeProvider:
 
     name = NAME
 
-    def __init__(self, http: HttpJsonClient, username: str | None, password: str | None,
-                 clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        http: HttpJsonClient,
+        username: str | None,
+        password: str | None,
+        clock: Clock = utcnow,
+    ) -> None:
         self.http = http
         self._username = username
         self._password = password
@@ -79,11 +87,14 @@ class WattTimeProvider:
     # -------------------------------------------------------------------------- auth
     def _login(self) -> str:
         if not (self._username and self._password):
-            raise AuthError(NAME, "no credentials: set CARBONPIPE_WATTTIME_USERNAME and "
-                            "CARBONPIPE_WATTTIME_PASSWORD")
+            raise AuthError(
+                NAME,
+                "no credentials: set CARBONPIPE_WATTTIME_USERNAME and CARBONPIPE_WATTTIME_PASSWORD",
+            )
         try:
-            body = self.http.get_json("/login", use_cache=False,
-                                      auth=(self._username, self._password))
+            body = self.http.get_json(
+                "/login", use_cache=False, auth=(self._username, self._password)
+            )
         except AuthError as exc:
             raise AuthError(NAME, f"login refused: {exc.detail}", exc.status) from None
         token = body.get("token") if isinstance(body, dict) else None
@@ -108,8 +119,9 @@ class WattTimeProvider:
             raise
 
     # -------------------------------------------------------------------------- parsing
-    def _points(self, zone: str, body: Any, kind: Kind, path: str,
-                rows: list[dict[str, Any]] | None = None) -> list[IntensityPoint]:
+    def _points(
+        self, zone: str, body: Any, kind: Kind, path: str, rows: list[dict[str, Any]] | None = None
+    ) -> list[IntensityPoint]:
         try:
             meta = body.get("meta", {})
             units = str(meta.get("units", "lbs_co2_per_mwh"))
@@ -123,17 +135,25 @@ class WattTimeProvider:
                 if r.get("value") is None:
                     continue
                 start = parse_time(r["point_time"])
-                out.append(IntensityPoint(
-                    zone=zone, start=start, end=start + step,
-                    carbon_intensity_g_per_kwh=float(r["value"]) * factor, provider=NAME,
-                    kind=kind, signal="marginal",
-                    source=f"{SOURCE} {path} region={region} {units} -> g/kWh"))
+                out.append(
+                    IntensityPoint(
+                        zone=zone,
+                        start=start,
+                        end=start + step,
+                        carbon_intensity_g_per_kwh=float(r["value"]) * factor,
+                        provider=NAME,
+                        kind=kind,
+                        signal="marginal",
+                        source=f"{SOURCE} {path} region={region} {units} -> g/kWh",
+                    )
+                )
             return out
         except ProviderError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProviderUnavailable(NAME, f"unexpected body shape ({exc!r}) for {path}",
-                                      200) from None
+            raise ProviderUnavailable(
+                NAME, f"unexpected body shape ({exc!r}) for {path}", 200
+            ) from None
 
     # -------------------------------------------------------------------------- API
     def signal_index(self, zone: str) -> SignalIndex:
@@ -145,18 +165,28 @@ class WattTimeProvider:
             units = body.get("meta", {}).get("units", "percentile")
             if units != "percentile":
                 raise ValueError(f"units {units!r}")
-            return SignalIndex(region=str(body.get("meta", {}).get("region", region)),
-                               point_time=parse_time(row["point_time"]),
-                               percentile=float(row["value"]))
+            return SignalIndex(
+                region=str(body.get("meta", {}).get("region", region)),
+                point_time=parse_time(row["point_time"]),
+                percentile=float(row["value"]),
+            )
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise ProviderUnavailable(NAME, f"unexpected signal-index body ({exc!r})",
-                                      200) from None
+            raise ProviderUnavailable(
+                NAME, f"unexpected signal-index body ({exc!r})", 200
+            ) from None
 
     def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         start, end = require_aware(start, "start"), require_aware(end, "end")
         region, path = region_for(zone), "/v3/historical"
-        body = self._get(path, {"region": region, "start": start.isoformat(),
-                                "end": end.isoformat(), "signal_type": SIGNAL_TYPE})
+        body = self._get(
+            path,
+            {
+                "region": region,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "signal_type": SIGNAL_TYPE,
+            },
+        )
         pts = self._points(zone, body, "actual", path)
         return sorted((p for p in pts if overlaps(p, start, end)), key=lambda p: p.start)
 
@@ -170,25 +200,35 @@ class WattTimeProvider:
     def forecast(self, zone: str, horizon: timedelta) -> list[IntensityPoint]:
         region, path = region_for(zone), "/v3/forecast"
         hours = max(1, math.ceil(horizon.total_seconds() / 3600))
-        body = self._get(path, {"region": region, "signal_type": SIGNAL_TYPE,
-                                "horizon_hours": str(hours)})
+        body = self._get(
+            path, {"region": region, "signal_type": SIGNAL_TYPE, "horizon_hours": str(hours)}
+        )
         rows = _forecast_rows(body)
         now = self.clock()
         pts = self._points(zone, body, "forecast", path, rows)
         return [p for p in pts if overlaps(p, now, now + horizon)]
 
-    def forecast_historical(self, zone: str, start: datetime, end: datetime
-                            ) -> dict[datetime, list[IntensityPoint]]:
+    def forecast_historical(
+        self, zone: str, start: datetime, end: datetime
+    ) -> dict[datetime, list[IntensityPoint]]:
         """Forecasts as issued in the past, by issue time (for forecast-error studies)."""
         region, path = region_for(zone), "/v3/forecast/historical"
         start, end = require_aware(start, "start"), require_aware(end, "end")
-        body = self._get(path, {"region": region, "start": start.isoformat(),
-                                "end": end.isoformat(), "signal_type": SIGNAL_TYPE})
+        body = self._get(
+            path,
+            {
+                "region": region,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "signal_type": SIGNAL_TYPE,
+            },
+        )
         try:
             issues = [(parse_time(d["generated_at"]), d["forecast"]) for d in body["data"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ProviderUnavailable(NAME, f"unexpected body shape ({exc!r}) for {path}",
-                                      200) from None
+            raise ProviderUnavailable(
+                NAME, f"unexpected body shape ({exc!r}) for {path}", 200
+            ) from None
         return {at: self._points(zone, body, "forecast", path, rows) for at, rows in issues}
 
 

@@ -47,8 +47,10 @@ def zone_for_cloud_region(cloud_region: str) -> str:
     regions = load_cloud_regions()
     key = cloud_region.strip().lower()
     if key not in regions:
-        raise UnknownZone(f"unknown cloud region {cloud_region!r} (form provider:region); "
-                          f"known: {_listing(set(regions), 200)}")
+        raise UnknownZone(
+            f"unknown cloud region {cloud_region!r} (form provider:region); "
+            f"known: {_listing(set(regions), 200)}"
+        )
     return regions[key]
 
 
@@ -62,9 +64,11 @@ def check_zone(zone: str, allow_fallback_zone: str | None = None) -> str:
     local = set(TRACE_ZONES) | set(load_zone_averages(ZONE_AVERAGES_PATH))
     close = difflib.get_close_matches(z, sorted(known_zones()), n=5, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise UnknownZone(f"unknown zone {zone!r}.{hint} Zones with local data: {_listing(local)}; "
-                      f"{len(known_zones())} zone ids in total (data/em_zones.json). Set "
-                      "CARBONPIPE_ALLOW_FALLBACK_ZONE to use a fallback zone instead.")
+    raise UnknownZone(
+        f"unknown zone {zone!r}.{hint} Zones with local data: {_listing(local)}; "
+        f"{len(known_zones())} zone ids in total (data/em_zones.json). Set "
+        "CARBONPIPE_ALLOW_FALLBACK_ZONE to use a fallback zone instead."
+    )
 
 
 def resolve_zone(settings: Settings, zone: str | None = None) -> str:
@@ -83,6 +87,8 @@ def resolve_zone(settings: Settings, zone: str | None = None) -> str:
             raise
     if fallback:
         return fallback.strip().upper()
-    raise UnknownZone("no zone configured: set CARBONPIPE_ZONE (e.g. GB, DE, US-CAL-CISO) or "
-                      "CARBONPIPE_CLOUD_REGION (e.g. aws:eu-west-1, gcp:europe-west1, "
-                      "azure:westeurope)")
+    raise UnknownZone(
+        "no zone configured: set CARBONPIPE_ZONE (e.g. GB, DE, US-CAL-CISO) or "
+        "CARBONPIPE_CLOUD_REGION (e.g. aws:eu-west-1, gcp:europe-west1, "
+        "azure:westeurope)"
+    )

@@ -28,8 +28,8 @@ if getattr(sys.modules.get("carbonpipe"), "__file__", "") is None:
         if getattr(sys.modules[_name], "__file__", None) is None:
             del sys.modules[_name]
 
-from carbonpipe.config import REPO_ROOT, Settings, load_settings
-from carbonpipe.intensity.trace import shared_traces_dir
+from carbonpipe.config import REPO_ROOT, Settings, load_settings  # noqa: E402
+from carbonpipe.intensity.trace import shared_traces_dir  # noqa: E402
 
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "providers"
 
@@ -61,7 +61,7 @@ class FixtureServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 seen = Seen(parts.path, parse_qs(parts.query), dict(self.headers.items()))
                 outer.requests.append(seen)
@@ -116,8 +116,10 @@ def server() -> Iterator[FixtureServer]:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"recorded provider bodies not found at {SHARED_FIXTURES} "
-                    "(../shared is absent in this checkout)")
+        pytest.skip(
+            f"recorded provider bodies not found at {SHARED_FIXTURES} "
+            "(../shared is absent in this checkout)"
+        )
     return SHARED_FIXTURES
 
 
@@ -125,8 +127,10 @@ def fixtures_dir() -> Path:
 def traces_dir() -> Path:
     d = shared_traces_dir()
     if d is None:
-        pytest.skip("shared traces not found: ../shared/data/carbon-intensity is absent "
-                    "(set CARBONPIPE_SHARED_DIR to the shared directory)")
+        pytest.skip(
+            "shared traces not found: ../shared/data/carbon-intensity is absent "
+            "(set CARBONPIPE_SHARED_DIR to the shared directory)"
+        )
     return d
 
 
@@ -144,8 +148,13 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings for tests: fast retries, no cache unless asked, state under tmp_path."""
 
     def make(**kw: Any) -> Settings:
-        base: dict[str, Any] = {"home": tmp_path, "http_timeout_s": 2.0, "http_retries": 2,
-                                "http_backoff_s": 0.02, "cache_ttl_s": 0.0}
+        base: dict[str, Any] = {
+            "home": tmp_path,
+            "http_timeout_s": 2.0,
+            "http_retries": 2,
+            "http_backoff_s": 0.02,
+            "cache_ttl_s": 0.0,
+        }
         base.update(kw)
         return load_settings(**base)
 

@@ -31,8 +31,10 @@ def test_history_answers_any_hour_of_the_trace_with_its_own_value(i: int) -> Non
 
 
 @settings(max_examples=40, deadline=None)
-@given(i=st.integers(min_value=0, max_value=len(SERIES) - 1),
-       minute=st.integers(min_value=0, max_value=59))
+@given(
+    i=st.integers(min_value=0, max_value=len(SERIES) - 1),
+    minute=st.integers(min_value=0, max_value=59),
+)
 def test_replay_forecast_for_any_hour_is_flagged_perfect_foresight(i: int, minute: int) -> None:
     trace_t = to_datetime(SERIES.starts[i])
     now = trace_t.replace(year=2025) + timedelta(minutes=minute)  # 2025: not leap, like 2023

@@ -19,8 +19,25 @@ from carbonpipe.intensity.zones import (
 )
 
 UTC = timezone.utc
-REQUIRED = ("GB", "DE", "FR", "US-CAL-CISO", "NL", "BE", "ES", "IT", "PL", "SE", "NO", "DK",
-            "IE", "AT", "CH", "US", "WORLD")
+REQUIRED = (
+    "GB",
+    "DE",
+    "FR",
+    "US-CAL-CISO",
+    "NL",
+    "BE",
+    "ES",
+    "IT",
+    "PL",
+    "SE",
+    "NO",
+    "DK",
+    "IE",
+    "AT",
+    "CH",
+    "US",
+    "WORLD",
+)
 
 
 def test_zone_averages_file_has_the_spark_column_set_and_cites_sources() -> None:
@@ -43,7 +60,11 @@ def test_static_provider_is_labelled_fallback_with_source_and_year() -> None:
     p = StaticProvider(clock=lambda: now)
     cur = p.current("de")
     assert (cur.zone, cur.carbon_intensity_g_per_kwh, cur.kind, cur.provider) == (
-        "DE", 379.0, "fallback", "static")
+        "DE",
+        379.0,
+        "fallback",
+        "static",
+    )
     assert "2020" in cur.source and "carbonfootprint" in cur.source
     assert cur.start == datetime(2026, 1, 2, 3, tzinfo=UTC)
     (fc,) = p.forecast("DE", timedelta(hours=24))
@@ -66,7 +87,7 @@ def test_cloud_regions_map_to_known_zones_with_sources() -> None:
         zone_for_cloud_region("aws:mars-north-1")
 
 
-def test_resolve_zone_order_and_fallback(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_resolve_zone_order_and_fallback(make_settings) -> None:
     assert resolve_zone(make_settings(zone="gb", cloud_region="aws:eu-west-1")) == "GB"
     assert resolve_zone(make_settings(cloud_region="aws:eu-central-1")) == "DE"
     assert resolve_zone(make_settings(), "us-cal-ciso") == "US-CAL-CISO"
@@ -74,8 +95,9 @@ def test_resolve_zone_order_and_fallback(make_settings) -> None:  # type: ignore
         resolve_zone(make_settings(zone="NOT-A-ZONE"))
     assert "GB" in str(err.value) and "CARBONPIPE_ALLOW_FALLBACK_ZONE" in str(err.value)
     assert resolve_zone(make_settings(zone="NOT-A-ZONE", allow_fallback_zone="world")) == "WORLD"
-    assert resolve_zone(make_settings(cloud_region="aws:nowhere-1",
-                                      allow_fallback_zone="DE")) == "DE"
+    assert (
+        resolve_zone(make_settings(cloud_region="aws:nowhere-1", allow_fallback_zone="DE")) == "DE"
+    )
     with pytest.raises(UnknownZone, match="CARBONPIPE_ZONE"):
         resolve_zone(make_settings())
 

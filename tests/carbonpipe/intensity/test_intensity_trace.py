@@ -56,20 +56,27 @@ def test_unlicensed_traces_are_never_in_the_repo() -> None:
     assert "de-2020.csv" not in tracked.stdout and "gb-2020.csv" not in tracked.stdout
 
 
-@pytest.mark.parametrize(("name", "zone", "step", "cells", "mean"), [
-    ("de-2020.csv", "DE", 900, 37_149, 315.21),   # 37,147 rows + the 2 missing 15-min rows
-    ("fr-2020.csv", "FR", 1800, 18_574, 56.72),
-    ("us-cal-ciso-2021.csv", "US-CAL-CISO", 3600, 8760, 274.33),
-    ("us-cal-ciso-2022.csv", "US-CAL-CISO", 3600, 8760, 261.28),
-])
-def test_shared_traces(traces_dir: Path, name: str, zone: str, step: int, cells: int,
-                       mean: float) -> None:
+@pytest.mark.parametrize(
+    ("name", "zone", "step", "cells", "mean"),
+    [
+        ("de-2020.csv", "DE", 900, 37_149, 315.21),  # 37,147 rows + the 2 missing 15-min rows
+        ("fr-2020.csv", "FR", 1800, 18_574, 56.72),
+        ("us-cal-ciso-2021.csv", "US-CAL-CISO", 3600, 8760, 274.33),
+        ("us-cal-ciso-2022.csv", "US-CAL-CISO", 3600, 8760, 261.28),
+    ],
+)
+def test_shared_traces(
+    traces_dir: Path, name: str, zone: str, step: int, cells: int, mean: float
+) -> None:
     s = load_trace(traces_dir / name)
     assert (s.zone, s.step_s, len(s)) == (zone, step, cells)
     assert np.all(np.diff(s.starts.astype(np.int64)) == step)
     assert abs(float(s.values_g_per_kwh.mean()) - mean) < 0.05
-    assert s.first_start == datetime(2019 if zone != "US-CAL-CISO" else int(name[12:16]), *(
-        (12, 20) if zone != "US-CAL-CISO" else (1, 1)), tzinfo=UTC)
+    assert s.first_start == datetime(
+        2019 if zone != "US-CAL-CISO" else int(name[12:16]),
+        *((12, 20) if zone != "US-CAL-CISO" else (1, 1)),
+        tzinfo=UTC,
+    )
 
 
 def test_de_missing_rows_hold_the_previous_value(traces_dir: Path) -> None:
@@ -78,8 +85,7 @@ def test_de_missing_rows_hold_the_previous_value(traces_dir: Path) -> None:
     assert s.value_at(datetime(2020, 12, 19, 23, 15, tzinfo=UTC)) == before
 
 
-def test_gb_mixed_resolution_is_resampled_to_30_min_by_time_weighted_mean(
-        traces_dir: Path) -> None:
+def test_gb_mixed_resolution_is_resampled_to_30_min_by_time_weighted_mean(traces_dir: Path) -> None:
     raw = {}
     for line in (traces_dir / "gb-2020.csv").read_text().splitlines()[1:]:
         t, v = line.split(",")
@@ -94,9 +100,17 @@ def test_gb_mixed_resolution_is_resampled_to_30_min_by_time_weighted_mean(
 
 
 def test_regularize_time_weights_mixed_steps() -> None:
-    t = np.array(["2020-01-01T00:00", "2020-01-01T00:30", "2020-01-01T01:00",
-                  "2020-01-01T01:15", "2020-01-01T01:30", "2020-01-01T02:00"],
-                 dtype="datetime64[s]")
+    t = np.array(
+        [
+            "2020-01-01T00:00",
+            "2020-01-01T00:30",
+            "2020-01-01T01:00",
+            "2020-01-01T01:15",
+            "2020-01-01T01:30",
+            "2020-01-01T02:00",
+        ],
+        dtype="datetime64[s]",
+    )
     v = np.array([10.0, 20.0, 30.0, 50.0, 60.0, 70.0])
     starts, vals, step = regularize(t, v)
     assert step == 1800
@@ -114,13 +128,18 @@ def test_zone_from_file_name() -> None:
 
 def test_generic_csv_with_aware_timestamps_and_explicit_zone(tmp_path: Path) -> None:
     f = tmp_path / "whatever.csv"
-    f.write_text("timestamp,carbon_intensity_g_per_kwh\n"
-                 "2024-03-01T01:00:00+01:00,100\n2024-03-01T00:30:00Z,200\n"
-                 "2024-03-01T01:00:00Z,300\n")
+    f.write_text(
+        "timestamp,carbon_intensity_g_per_kwh\n"
+        "2024-03-01T01:00:00+01:00,100\n2024-03-01T00:30:00Z,200\n"
+        "2024-03-01T01:00:00Z,300\n"
+    )
     s = load_trace(f, zone="NL")
     assert s.zone == "NL" and s.step_s == 1800
-    assert [str(x) for x in s.starts] == ["2024-03-01T00:00:00", "2024-03-01T00:30:00",
-                                          "2024-03-01T01:00:00"]
+    assert [str(x) for x in s.starts] == [
+        "2024-03-01T00:00:00",
+        "2024-03-01T00:30:00",
+        "2024-03-01T01:00:00",
+    ]
     assert list(s.values_g_per_kwh) == [100.0, 200.0, 300.0]
 
 
@@ -128,9 +147,13 @@ def test_generic_parquet(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     starts = [datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(4)]
-    table = pa.table({"start": pa.array(starts, pa.timestamp("s", tz="UTC")),
-                      "carbon_intensity_g_per_kwh": [1.0, 2.0, 3.0, 4.0],
-                      "zone": ["SE-SE3"] * 4})
+    table = pa.table(
+        {
+            "start": pa.array(starts, pa.timestamp("s", tz="UTC")),
+            "carbon_intensity_g_per_kwh": [1.0, 2.0, 3.0, 4.0],
+            "zone": ["SE-SE3"] * 4,
+        }
+    )
     f = tmp_path / "trace.parquet"
     pq.write_table(table, f)
     s = load_trace(f)
@@ -152,10 +175,12 @@ def test_bad_files_give_trace_errors(tmp_path: Path) -> None:
 def test_replay_time_maps_hour_of_year_and_wraps() -> None:
     s = load_trace(BUNDLED)
     assert s.replay_time(datetime(2026, 7, 4, 15, 30, tzinfo=UTC)) == datetime(
-        2023, 7, 4, 15, 30, tzinfo=UTC)
+        2023, 7, 4, 15, 30, tzinfo=UTC
+    )
     # hour 8783 of a leap year does not exist in a 8760-hour trace: wraps to its start
     assert s.replay_time(datetime(2028, 12, 31, 23, 0, tzinfo=UTC)) == datetime(
-        2023, 1, 1, 23, 0, tzinfo=UTC)
+        2023, 1, 1, 23, 0, tzinfo=UTC
+    )
 
 
 def test_shared_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

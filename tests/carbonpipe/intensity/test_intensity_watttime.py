@@ -22,25 +22,28 @@ USER, PASSWORD, TOKEN = "alice", "pa55-w0rd-secret", "abcd1234"  # aiowatttime's
 LOGIN_OK = Reply(200, b'{"token": "abcd1234"}')
 
 
-def wt(server: FixtureServer, make_settings, now: datetime | None = None) -> WattTimeProvider:  # type: ignore[no-untyped-def]
-    s = make_settings(watttime_base_url=server.url, watttime_username=USER,
-                      watttime_password=PASSWORD)
+def wt(server: FixtureServer, make_settings, now: datetime | None = None) -> WattTimeProvider:
+    s = make_settings(
+        watttime_base_url=server.url, watttime_username=USER, watttime_password=PASSWORD
+    )
     p = build_provider("watttime", s, clock=(lambda: now) if now else datetime.now)
     assert isinstance(p, WattTimeProvider)
     return p
 
 
-def test_login_basic_then_bearer_and_historical_converted(server: FixtureServer,
-                                                          fixtures_dir: Path,
-                                                          make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_login_basic_then_bearer_and_historical_converted(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     f = fixtures_dir / WT / "historical.json"
     server.route(r"/login", LOGIN_OK)
     server.route(r"/v3/historical", fixture_reply(f))
     start = datetime(2022, 7, 15, tzinfo=UTC)
     pts = wt(server, make_settings).history("CAISO_NORTH", start, start + timedelta(minutes=10))
     login, hist = server.requests
-    assert login.headers["Authorization"] == "Basic " + base64.b64encode(
-        f"{USER}:{PASSWORD}".encode()).decode()
+    assert (
+        login.headers["Authorization"]
+        == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    )
     assert hist.headers["Authorization"] == f"Bearer {TOKEN}"
     assert hist.query["region"] == ["CAISO_NORTH"] and hist.query["signal_type"] == ["co2_moer"]
     rows = fixture_json(f)["data"]
@@ -53,7 +56,7 @@ def test_login_basic_then_bearer_and_historical_converted(server: FixtureServer,
     assert pts[0].carbon_intensity_g_per_kwh == pytest.approx(870 * LBS_PER_MWH_TO_G_PER_KWH)
 
 
-def test_zone_maps_to_region(server: FixtureServer, fixtures_dir: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_zone_maps_to_region(server: FixtureServer, fixtures_dir: Path, make_settings) -> None:
     server.route(r"/login", LOGIN_OK)
     server.route(r"/v3/historical", fixture_reply(fixtures_dir / WT / "historical.json"))
     p = wt(server, make_settings, datetime(2022, 7, 15, 0, 9, tzinfo=UTC))
@@ -64,19 +67,21 @@ def test_zone_maps_to_region(server: FixtureServer, fixtures_dir: Path, make_set
         p.current("GB")
 
 
-def test_signal_index_is_a_percentile_never_an_intensity(server: FixtureServer,
-                                                         fixtures_dir: Path,
-                                                         make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_signal_index_is_a_percentile_never_an_intensity(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     server.route(r"/login", LOGIN_OK)
     server.route(r"/v3/signal-index", fixture_reply(fixtures_dir / WT / "signal-index.json"))
     idx = wt(server, make_settings).signal_index("PSCO")
-    assert idx == SignalIndex(region="PSCO", point_time=datetime(2024, 6, 18, 18, 40, tzinfo=UTC),
-                              percentile=96.0)
+    assert idx == SignalIndex(
+        region="PSCO", point_time=datetime(2024, 6, 18, 18, 40, tzinfo=UTC), percentile=96.0
+    )
     assert not hasattr(idx, "carbon_intensity_g_per_kwh")
 
 
-def test_forecast_and_forecast_historical(server: FixtureServer, fixtures_dir: Path,
-                                          make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_forecast_and_forecast_historical(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     f = fixtures_dir / WT / "forecast-historical.json"
     server.route(r"/login", LOGIN_OK)
     # No real /v3/forecast body exists (README gap); the parser also accepts the nested shape.
@@ -94,20 +99,25 @@ def test_forecast_and_forecast_historical(server: FixtureServer, fixtures_dir: P
     assert list(issued) == [datetime(2022, 7, 15, tzinfo=UTC)] and len(issued[now]) == 3
 
 
-def test_expired_token_403_html_relogs_in_once(server: FixtureServer, fixtures_dir: Path,
-                                               make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_expired_token_403_html_relogs_in_once(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     server.route(r"/login", LOGIN_OK)
-    server.route(r"/v3/historical", [fixture_reply(fixtures_dir / WT / "error-403-forbidden.html",
-                                                   403),
-                                     fixture_reply(fixtures_dir / WT / "historical.json")])
+    server.route(
+        r"/v3/historical",
+        [
+            fixture_reply(fixtures_dir / WT / "error-403-forbidden.html", 403),
+            fixture_reply(fixtures_dir / WT / "historical.json"),
+        ],
+    )
     start = datetime(2022, 7, 15, tzinfo=UTC)
     pts = wt(server, make_settings).history("CAISO_NORTH", start, start + timedelta(hours=1))
     assert len(pts) == 2 and server.hits(r"/login") == 2
 
 
-def test_persistent_403_html_is_auth_error_after_one_relogin(server: FixtureServer,
-                                                             fixtures_dir: Path,
-                                                             make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_persistent_403_html_is_auth_error_after_one_relogin(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     server.route(r"/login", LOGIN_OK)
     server.route(r"/v3/.*", fixture_reply(fixtures_dir / WT / "error-403-forbidden.html", 403))
     with pytest.raises(AuthError) as err:
@@ -117,29 +127,36 @@ def test_persistent_403_html_is_auth_error_after_one_relogin(server: FixtureServ
     assert server.hits(r"/login") == 2 and server.hits(r"/v3/.*") == 2
 
 
-def test_invalid_scope_403_is_zone_not_allowed(server: FixtureServer, fixtures_dir: Path,
-                                               make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_scope_403_is_zone_not_allowed(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     server.route(r"/login", LOGIN_OK)
     server.route(r"/v3/.*", fixture_reply(fixtures_dir / WT / "error-403-invalid-scope.json", 403))
     with pytest.raises(ZoneNotAllowed, match="Invalid scope"):
-        wt(server, make_settings).history("PSCO", datetime(2024, 1, 1, tzinfo=UTC),
-                                          datetime(2024, 1, 2, tzinfo=UTC))
+        wt(server, make_settings).history(
+            "PSCO", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+        )
 
 
-def test_404_no_coverage_is_not_covered(server: FixtureServer, fixtures_dir: Path,
-                                        make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_404_no_coverage_is_not_covered(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
     server.route(r"/login", LOGIN_OK)
-    server.route(r"/v3/.*", fixture_reply(
-        fixtures_dir / WT / "error-404-region-from-loc-no-coverage.json", 404))
+    server.route(
+        r"/v3/.*",
+        fixture_reply(fixtures_dir / WT / "error-404-region-from-loc-no-coverage.json", 404),
+    )
     with pytest.raises(NotCovered, match="No coverage available") as err:
         wt(server, make_settings).signal_index("PSCO")
     assert err.value.status == 404
 
 
-def test_login_refused_and_secrets_redacted(server: FixtureServer, fixtures_dir: Path,
-                                            make_settings) -> None:  # type: ignore[no-untyped-def]
-    server.route(r"/login", Reply(403, f"bad password {PASSWORD}".encode(),
-                                  {"Content-Type": "text/plain"}))
+def test_login_refused_and_secrets_redacted(
+    server: FixtureServer, fixtures_dir: Path, make_settings
+) -> None:
+    server.route(
+        r"/login", Reply(403, f"bad password {PASSWORD}".encode(), {"Content-Type": "text/plain"})
+    )
     p = wt(server, make_settings)
     with pytest.raises(AuthError, match="login refused") as err:
         p.signal_index("PSCO")
@@ -147,8 +164,7 @@ def test_login_refused_and_secrets_redacted(server: FixtureServer, fixtures_dir:
     assert PASSWORD not in repr(p) and USER not in repr(p)
 
 
-def test_missing_credentials_fail_without_calling_out(server: FixtureServer,
-                                                      make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_missing_credentials_fail_without_calling_out(server: FixtureServer, make_settings) -> None:
     p = build_provider("watttime", make_settings(watttime_base_url=server.url))
     with pytest.raises(AuthError, match="CARBONPIPE_WATTTIME_USERNAME"):
         p.current("CAISO_NORTH")

@@ -1,0 +1,66 @@
+# carbonpipe — the two commands: `make demo` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+PY    := .venv/bin/python
+CP    := .venv/bin/carbonpipe
+
+.PHONY: help setup up demo stop clean clean-all test test-unit test-integration test-browser \
+        test-frameworks lint bench bench-pipeline bench-collector bench-schedule
+
+help:
+	@echo "make demo             set up, start Kafka/MongoDB/feeder/Spark/dashboard, run a real training job"
+	@echo "make test             set up and run the whole test suite (unit, integration, browser)"
+	@echo "make stop             stop everything the demo started;  make clean: also drop all data"
+	@echo "make bench            pipeline (1 M events), collector overhead and scheduler benchmarks"
+	@echo "make test-frameworks  collector callbacks against real PyTorch Lightning / HF / Keras (big download)"
+	@echo "make lint             ruff + mypy"
+
+setup:
+	@bash infra/setup.sh
+
+up: setup
+	@$(CP) up
+
+demo: setup
+	@bash infra/demo.sh
+
+stop:
+	@if [ -x $(CP) ]; then $(CP) apps down; $(CP) down; else echo "nothing to stop (no .venv)"; fi
+
+# Drops all data (Kafka log, FerretDB, checkpoints, cold store, spool, logs); keeps the built
+# jars and binary so the next start takes seconds. clean-all removes those too.
+clean: stop
+	rm -rf .carbonpipe/kafka .carbonpipe/ferretdb .carbonpipe/checkpoints .carbonpipe/cold \
+	       .carbonpipe/spool .carbonpipe/logs .carbonpipe/run .carbonpipe/schedules
+
+clean-all: stop
+	rm -rf .carbonpipe
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy carbonpipe collector spark_jobs dashboard
+
+test: setup
+	@bash infra/test.sh
+
+test-unit: setup
+	.venv/bin/pytest -m "not integration and not browser"
+
+test-integration: setup
+	.venv/bin/pytest -m integration
+
+test-browser: setup
+	.venv/bin/pytest -m browser
+
+test-frameworks: setup
+	@bash infra/frameworks.sh
+
+bench: bench-pipeline bench-collector bench-schedule
+
+bench-pipeline: setup
+	$(PY) bench/bench_pipeline.py
+
+bench-collector: setup
+	$(PY) bench/bench_collector.py
+
+bench-schedule: setup
+	$(PY) bench/bench_schedule.py
