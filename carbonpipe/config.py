@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     trigger_s: float = 2.0
     max_offsets_per_trigger: int = 2_000_000
     shuffle_partitions: int = 2
+    spark_driver_memory: str = "2g"
     spark_jars_dir: Path | None = None  # default: <home>/jars/spark
 
     # --- collector ------------------------------------------------------------------------

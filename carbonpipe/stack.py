@@ -131,10 +131,6 @@ def _tool(name: str, hint: str) -> str:
     return found
 
 
-def _stamp_file(target: Path) -> Path:
-    return target / ".built-from" if target.is_dir() else target.with_suffix(".built-from")
-
-
 def _digest(sources: Iterable[Path]) -> str:
     h = hashlib.sha256()
     for src in sources:
@@ -142,14 +138,13 @@ def _digest(sources: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
-def _stamp(target: Path, *sources: Path) -> bool:
-    """True when ``target`` was built from the current ``sources``: a rebuild follows edits."""
-    stamp = _stamp_file(target)
+def _stamp_ok(stamp: Path, *sources: Path) -> bool:
+    """True when the output was built from the current ``sources``: a rebuild follows edits."""
     return stamp.exists() and stamp.read_text().strip() == _digest(sources)
 
 
-def _write_stamp(target: Path, *sources: Path) -> None:
-    _stamp_file(target).write_text(_digest(sources) + "\n")
+def _write_stamp(stamp: Path, *sources: Path) -> None:
+    stamp.write_text(_digest(sources) + "\n")
 
 
 def _run_build(cmd: list[str], cwd: Path, log: Path, what: str, env: dict[str, str]) -> None:
@@ -164,25 +159,28 @@ def _run_build(cmd: list[str], cwd: Path, log: Path, what: str, env: dict[str, s
 
 
 def _maven_jars(pom: Path, out: Path, marker: str, what: str, logs: Path) -> None:
-    if any(out.glob(marker)) and _stamp(out, pom):
-        return
+    stamp = out / ".built-from"
+    ours = stamp.exists()
+    if any(out.glob(marker)) and (not ours or _stamp_ok(stamp, pom)):
+        return  # up to date, or jars provided by someone else (e.g. the Docker image)
     mvn = _tool("mvn", "apt-get install -y maven (needs Java 17 and access to Maven Central)")
     _say(f"{what}: resolving with Maven into {out} (first time downloads ~60 MB) ...")
-    if out.exists():
-        shutil.rmtree(out)  # stale versions would end up side by side on the classpath
-    out.mkdir(parents=True)
+    if ours:
+        shutil.rmtree(out)  # pom changed: old versions must not stay on the classpath
+    out.mkdir(parents=True, exist_ok=True)
     cmd = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
            f"-DoutputDirectory={out}"]
     _run_build(cmd, pom.parent, logs / f"build-{pom.parent.name}.log", what, dict(os.environ))
     if not any(out.glob(marker)):
         raise StackError(f"{what}: Maven succeeded but {marker} is missing from {out}")
-    _write_stamp(out, pom)
+    _write_stamp(stamp, pom)
 
 
 def _ferretdb_binary(p: Paths) -> None:
     src = INFRA / "ferretdb"
     sources = (src / "main.go", src / "go.mod", src / "go.sum")
-    if p.ferretdb_bin.exists() and _stamp(p.ferretdb_bin, *sources):
+    stamp = p.ferretdb_bin.with_suffix(".built-from")
+    if p.ferretdb_bin.exists() and _stamp_ok(stamp, *sources):
         return
     go = _tool("go", "install Go >= 1.24 from https://go.dev/dl/ (it fetches FerretDB via GOPROXY)")
     _say(f"ferretdb: go build -> {p.ferretdb_bin} (first time: a few minutes) ...")
@@ -192,7 +190,7 @@ def _ferretdb_binary(p: Paths) -> None:
     env["CGO_ENABLED"] = "0"  # FerretDB's SQLite is pure Go; no C toolchain needed
     cmd = [go, "build", "-trimpath", "-o", str(p.ferretdb_bin), "."]
     _run_build(cmd, src, p.logs / "build-ferretdb.log", "ferretdb", env)
-    _write_stamp(p.ferretdb_bin, *sources)
+    _write_stamp(stamp, *sources)
 
 
 def ensure_built(settings: Settings, parts: Iterable[str] = ("kafka", "spark", "mongo")) -> None:
@@ -454,7 +452,7 @@ def _start_mongo(settings: Settings, p: Paths, wait: bool, timeout_s: float) -> 
     p.ferretdb_data.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     cmd = [str(p.ferretdb_bin), f"-listen=127.0.0.1:{settings.ferretdb_port}",
-           f"-dir={p.ferretdb_data}", "-log-level=warn"]
+           f"-dir={p.ferretdb_data}", "-log-level=error"]  # warn logs every endSessions
     pid = _spawn(p, "mongo", cmd, p.home)
     _say(f"mongo: started FerretDB pid {pid} on 127.0.0.1:{settings.ferretdb_port} "
          f"(log {p.log_file('mongo')})")

@@ -2,7 +2,8 @@
 
 Integration tests (``@pytest.mark.integration``) take ``services`` (the Settings pointing at
 the running stack) or ``unique_topics`` (a Settings copy with topics and a database of their
-own, so tests never see each other's data). Services already running (``carbonpipe up``) are
+own, so tests never see each other's data). Tests that stop Kafka take ``private_kafka``.
+Services already running (``carbonpipe up``) are
 reused and left running; the ones this session started are stopped at its end unless
 ``CARBONPIPE_KEEP_SERVICES=1``, which makes repeated runs start in seconds.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +57,42 @@ def unique_topics(services: Settings) -> Iterator[Settings]:
     stack.create_topics(settings)
     yield settings
     _cleanup(settings)
+
+
+@pytest.fixture()
+def private_kafka(services: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """A Settings copy with a Kafka of its own (own home, free ports), started, topics made.
+
+    For tests that stop and restart the broker: doing that to the shared one would break
+    every other test and session using it. Costs one broker start (~5-10 s here).
+    """
+    home = tmp_path / "kafka-home"
+    (home / "jars").mkdir(parents=True)
+    (home / "jars" / "kafka").symlink_to(stack.paths(services).kafka_jars)
+    port = _free_port_pair()
+    settings = services.model_copy(update={"home": home,
+                                           "kafka_bootstrap_servers": f"127.0.0.1:{port}"})
+    try:
+        stack.start_kafka(settings)
+        stack.create_topics(settings)
+        yield settings
+    finally:
+        stack.stop_kafka(settings)
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p+1 free (broker + controller)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
 
 
 def _cleanup(settings: Settings) -> None:

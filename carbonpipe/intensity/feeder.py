@@ -110,17 +110,12 @@ def kafka_publisher(bootstrap_servers: str, topic: str) -> tuple[Publisher, Call
     """A publish function over kafka-python (acks=all, JSON values) and its close function."""
     from kafka import KafkaProducer  # only the feed command needs Kafka
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        acks="all",
-        linger_ms=20,
-        key_serializer=lambda k: k.encode("utf-8"),
-        value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"),
-    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20)
 
     def publish(records: Sequence[Record]) -> None:
         for key, value in records:
-            producer.send(topic, key=key, value=value)
+            body = json.dumps(value, separators=(",", ":")).encode("utf-8")
+            producer.send(topic, key=key.encode("utf-8"), value=body)
         producer.flush()
 
     return publish, producer.close
@@ -137,10 +132,16 @@ def run(
     """Build and publish every ``interval_s`` (once with ``once``); returns records published."""
     total = 0
     while True:
-        records = build(clock())
-        publish(records)
-        total += len(records)
-        log.info("feeder: published %d records", len(records))
-        if once:
-            return total
+        try:
+            records = build(clock())
+            publish(records)
+        except Exception as exc:  # a long-running feeder outlives a broker or provider hiccup
+            if once:
+                raise
+            log.warning("feeder: round failed, retrying in %gs: %s", interval_s, exc)
+        else:
+            total += len(records)
+            log.info("feeder: published %d records", len(records))
+            if once:
+                return total
         sleep(interval_s)

@@ -21,6 +21,7 @@ value. This differs slightly from the paper, which just drops the :15/:45 rows.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 from collections import Counter
@@ -189,10 +190,21 @@ def load_trace(
 
     ``column`` picks the value column: ``"lca"`` (default for Electricity Maps exports),
     ``"direct"`` or an exact column name. ``zone`` overrides the zone from the file name.
+    Results are cached per (file, size, mtime, column, zone); the arrays are read-only so a
+    cached series can be shared safely.
     """
-    p = Path(path)
+    p = Path(path).resolve()
     if not p.is_file():
         raise TraceError(f"{p}: no such trace file")
+    st = p.stat()
+    return _load_cached(str(p), st.st_size, st.st_mtime_ns, column, zone)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(
+    path: str, _size: int, _mtime_ns: int, column: str | None, zone: str | None
+) -> TraceSeries:
+    p = Path(path)
     header, cols = _read_columns(p)
     tcol = _pick(header, None, TIME_COLUMNS, "time", p)
     vcol = _pick(header, column, VALUE_COLUMNS, "carbon-intensity", p)
@@ -210,6 +222,8 @@ def load_trace(
     if times.size < 2:
         raise TraceError(f"{p}: needs at least two rows with a value")
     starts, grid_values, step = regularize(times, values)
+    starts.flags.writeable = False
+    grid_values.flags.writeable = False
     return TraceSeries(
         zone=zone or zone_from_path(p),
         starts=starts,

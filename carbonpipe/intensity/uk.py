@@ -20,7 +20,7 @@ from carbonpipe.intensity.model import IntensityPoint, Kind
 NAME = "uk"
 ZONES = ("GB",)
 PERIOD = timedelta(minutes=30)  # settlement period (API docs)
-MAX_RANGE = timedelta(days=14)  # /intensity/{from}/{to} serves at most 14 days (API docs)
+MAX_RANGE = timedelta(days=14)  # API definition allows 30 days per /{from}/{to}; stay well inside
 SOURCE = "NESO Carbon Intensity API (CC BY 4.0)"
 
 

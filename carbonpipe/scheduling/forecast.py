@@ -7,7 +7,6 @@ perfect foresight) so every decision log says what it was based on.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -116,7 +115,9 @@ def forecast_from_points(points: Sequence[IntensityPoint], zone: str | None = No
             "provider": ",".join(sorted({p.provider for p in pts})),
             "kind": ",".join(sorted({p.kind for p in pts})),
             "signal": pts[0].signal,
-            "source": ",".join(sorted({p.source for p in pts if p.source})),
+            "source": ",".join(sorted({p.source.split(" @ ")[0] for p in pts if p.source})),
+            "first_source": pts[0].source,
+            "last_source": pts[-1].source,
             "perfect_foresight": all(p.perfect_foresight for p in pts),
             "n_points": len(pts),
             "replayed": any(bool(getattr(p, "replayed", False)) for p in pts),
@@ -125,28 +126,10 @@ def forecast_from_points(points: Sequence[IntensityPoint], zone: str | None = No
 
 
 def _chain(settings: Any, clock: Callable[[], datetime] | None) -> Any:
-    """The project's provider chain if it is there, else the offline trace provider."""
-    try:
-        mod = importlib.import_module("carbonpipe.intensity.chain")
-    except ModuleNotFoundError:
-        mod = None
-    if mod is not None:
-        for name in ("build_chain", "chain_from_settings", "make_chain"):
-            fn = getattr(mod, name, None)
-            if callable(fn):
-                try:
-                    return fn(settings, clock=clock) if clock else fn(settings)
-                except TypeError:
-                    return fn(settings)
-        cls = getattr(mod, "ProviderChain", None)
-        if cls is not None and hasattr(cls, "from_settings"):
-            return cls.from_settings(settings)
-    from carbonpipe.intensity.offline import TraceProvider
+    """The project's provider chain (settings.providers order), on our clock if given."""
+    from carbonpipe.intensity.chain import build_chain
 
-    kw: dict[str, Any] = {"trace_paths": getattr(settings, "trace_paths", "")}
-    if clock is not None:
-        kw["clock"] = clock
-    return TraceProvider(**kw)
+    return build_chain(settings, clock=clock) if clock is not None else build_chain(settings)
 
 
 def provider_forecast(zone: str, horizon_s: float, settings: Any,

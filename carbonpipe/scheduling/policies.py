@@ -346,6 +346,8 @@ def threshold_batch(
     feasible = np.asarray(ok.any(axis=1), dtype=np.bool_)
     start = np.where(has, first, np.where(feasible, last_ok, 0))
     reason = "" if feasible.all() else _why_infeasible(duration_s, dl, allowed)
+    if not reason and not has.all():
+        reason = "no slot below the threshold within the max delay: starts at the latest allowed"
     return Batch(_alloc_from_starts(start, w, duration_s, step_s), feasible, reason)
 
 

@@ -45,15 +45,20 @@ def _consume(settings: Settings, want_end: str, timeout_s: float = 60.0) -> list
 
 @pytest.mark.integration
 def test_no_event_lost_across_a_kafka_outage(unique_topics: Settings, tmp_path: Any) -> None:
-    settings = unique_topics.model_copy(update={"home": tmp_path, "spool_dir": None, "zone": "GB"})
+    # home stays (the stack's pid files live there); only the spool is the test's own
+    settings = unique_topics.model_copy(update={"spool_dir": tmp_path / "spool", "zone": "GB"})
     run_id = f"outage-{time.time_ns()}"
     col = build_collector(
         settings, run_id=run_id, user_id="u", model_name="m", interval_s=0.5
     ).start()
     try:
         time.sleep(3)
+        before = stack.running_pid(settings, "kafka")
         if not stack.stop_kafka(settings):
-            pytest.skip("the broker was not started by carbonpipe; cannot stop it")
+            pytest.skip(
+                f"the broker was not started by carbonpipe (pid {before}, home "
+                f"{settings.home}); cannot stop it"
+            )
         t0 = time.monotonic()
         time.sleep(OUTAGE_S)
         assert col.publisher.spool.pending > 0  # the outage was real: events were spooled

@@ -5,10 +5,8 @@ and Spark reading Kafka through the Maven-resolved connector jars (never spark.j
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -97,44 +95,31 @@ def test_mongo_upsert_roundtrip(unique_topics: Settings) -> None:
         client.close()
 
 
-def _free_port_pair() -> int:
-    """A port p with p and p+1 free (broker + controller of a private Kafka)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
+def test_kafka_restart_keeps_data(private_kafka: Settings) -> None:
+    """Stop/start keeps topics and records; on a private broker (see conftest)."""
+    s = private_kafka
+    pid = stack.running_pid(s, "kafka")
+    assert pid is not None
+    assert stack.start_kafka(s) == pid  # idempotent: a healthy broker is left alone
+    _produce(s, s.dlq_topic, [{"before": "restart"}])
+    assert stack.stop_kafka(s)
+    assert not stack.kafka_healthy(s)
+    assert stack.status(s)["kafka"].pid is None
+    assert not stack.stop_kafka(s)  # nothing left to stop
+    stack.start_kafka(s)
+    got = _consume_all(s, s.dlq_topic, 1, timeout_s=60)
+    assert got == [{"before": "restart"}]
+    assert s.metrics_topic in _topics(s)
 
 
-def test_kafka_restart_keeps_data(services: Settings, tmp_path: Path) -> None:
-    """Stop/start keeps topics and records. A private broker (own home and ports), so the
-    shared one, which other tests and sessions use, is never stopped under them."""
-    home = tmp_path / "home"
-    (home / "jars").mkdir(parents=True)
-    (home / "jars" / "kafka").symlink_to(stack.paths(services).kafka_jars)
-    port = _free_port_pair()
-    private = services.model_copy(update={
-        "home": home, "kafka_bootstrap_servers": f"127.0.0.1:{port}",
-        "dlq_topic": "restart.check"})
+def _topics(settings: Settings) -> set[str]:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
-        assert stack.start_kafka(private) is not None
-        assert stack.start_kafka(private) == stack.running_pid(private, "kafka")  # idempotent
-        stack.create_topics(private, {"restart.check": (2, {})})
-        _produce(private, "restart.check", [{"before": "restart"}])
-        assert stack.stop_kafka(private)
-        assert not stack.kafka_healthy(private)
-        assert stack.status(private)["kafka"].pid is None
-        stack.start_kafka(private)
-        got = _consume_all(private, "restart.check", 1, timeout_s=60)
-        assert got == [{"before": "restart"}]
+        return set(admin.list_topics())
     finally:
-        stack.stop_kafka(private)
+        admin.close()
 
 
 def test_spark_batch_reads_kafka_with_local_jars(unique_topics: Settings) -> None:

@@ -4,8 +4,8 @@ and access to ../shared (skipped with a clear message where it is absent)."""
 from __future__ import annotations
 
 import json
+import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,21 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-# With the `pytest` script (not `python -m pytest`) the rootdir conftest puts tests/ first on
-# sys.path, so `import carbonpipe` finds tests/carbonpipe as a *namespace* package and
-# `carbonpipe.intensity.*` cannot be imported. Put the repo root first and drop the namespace
-# stand-ins. (The lasting fix is `pythonpath = ["."]` in pyproject's pytest options.)
-_REPO = str(Path(__file__).resolve().parents[3])
-if getattr(sys.modules.get("carbonpipe"), "__file__", "") is None:
-    sys.path.insert(0, _REPO)
-    for _name in [m for m in sys.modules if m == "carbonpipe" or m.startswith("carbonpipe.")]:
-        if getattr(sys.modules[_name], "__file__", None) is None:
-            del sys.modules[_name]
+from carbonpipe.config import REPO_ROOT, Settings, load_settings
+from carbonpipe.intensity.trace import shared_traces_dir
 
-from carbonpipe.config import REPO_ROOT, Settings, load_settings  # noqa: E402
-from carbonpipe.intensity.trace import shared_traces_dir  # noqa: E402
-
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "providers"
+SHARED_ROOT = Path(os.environ.get("CARBONPIPE_SHARED_DIR") or REPO_ROOT.parent / "shared")
+SHARED_FIXTURES = SHARED_ROOT / "fixtures" / "providers"
 
 
 @dataclass

@@ -194,3 +194,17 @@ def test_shared_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_find_trace_prefers_the_bundled_file() -> None:
     assert find_trace("us-cal-ciso") == BUNDLED
     assert find_trace("ATLANTIS") is None
+
+
+def test_loads_are_cached_and_read_only(tmp_path: Path) -> None:
+    assert load_trace(BUNDLED) is load_trace(str(BUNDLED))
+    s = load_trace(BUNDLED)
+    with pytest.raises(ValueError):
+        s.values_g_per_kwh[0] = 0.0
+    f = tmp_path / "nl-2024.csv"
+    f.write_text("start,carbon_intensity_g_per_kwh\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n")
+    first = load_trace(f)
+    f.write_text(
+        "start,carbon_intensity_g_per_kwh\n2024-01-01 00:00,5\n2024-01-01 01:00,6\n2024-01-01 02:00,7\n"
+    )
+    assert load_trace(f) is not first and load_trace(f).values_g_per_kwh[0] == 5.0

@@ -125,3 +125,22 @@ def test_multizone_cli_and_alignment(root: Path) -> None:
     alone = ev.evaluate(al[0], "window", 4 * 3600, 24 * 3600)
     assert np.all(res.plan_g <= alone.plan_g + 1e-9)
     assert set(res.zones) == {"DE", "GB"}
+
+
+def test_provider_chain_forecast_keeps_provenance(root: Path, tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from carbonpipe.config import load_settings
+    from carbonpipe.scheduling.forecast import provider_forecast
+    from carbonpipe.scheduling.policies import best_window
+
+    settings = load_settings(providers="trace,static", home=tmp_path,
+                             trace_paths=str(root / "gb-2020.csv"))
+    now = datetime(2020, 6, 1, 10, 0, tzinfo=timezone.utc)
+    fc = provider_forecast("GB", 24 * 3600, settings, clock=lambda: now)
+    assert fc.zone == "GB" and fc.step_s == 1800 and fc.t0 == now
+    assert fc.provenance["provider"] == "trace" and fc.provenance["perfect_foresight"] is True
+    truth = load_trace_forecast(root / "gb-2020.csv")
+    i = int(np.searchsorted(truth.starts, np.datetime64("2020-06-01T10:00:00")))
+    assert np.allclose(fc.values[:48], truth.values[i:i + 48])
+    assert best_window(fc, 4 * 3600, 24 * 3600).reduction_pct >= 0

@@ -1,0 +1,186 @@
+"""Pipeline throughput: N events (default 1 M) preloaded into Kafka, drained by the real
+streaming job into MongoDB and Parquet, beside Spark's bare rate on the same events read from
+files (``from_json`` plus the same windowed aggregation, into a no-op sink).
+
+Writes bench/results/pipeline.json and prints a table. Targets (design, not a test):
+>= 100 k events/s on a 2-core machine and >= 80 % of the bare rate.
+
+    .venv/bin/python bench/bench_pipeline.py [--events 1000000] [--batch 250000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from carbonpipe import stack  # noqa: E402
+from carbonpipe.config import load_settings  # noqa: E402
+from carbonpipe.contracts import utc_iso  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+ZONES = ("GB", "DE", "US-CAL-CISO", "FR")
+
+
+def make_events(n: int, runs: int, seed: int = 7) -> list[bytes]:
+    """Per-second samples of ``runs`` concurrent runs, as a collector would send them."""
+    rng = random.Random(seed)
+    t0 = (datetime.now(timezone.utc) - timedelta(days=2)).replace(microsecond=0)
+    per_run = n // runs
+    out: list[bytes] = []
+    for i in range(per_run):
+        ts = utc_iso(t0 + timedelta(seconds=i))
+        for r in range(runs):
+            out.append(json.dumps({
+                "schema_version": 1, "timestamp": ts, "run_id": f"bench-{r}",
+                "user_id": f"user-{r % 17}", "model_name": f"model-{r % 5}",
+                "host": f"host-{r % 23}", "region": ZONES[r % len(ZONES)], "interval_s": 1.0,
+                "seq": i, "cpu_energy_j": 40 + rng.random() * 20, "cpu_method": "estimated",
+                "cpu_model": "tdp_x_util", "cpu_utilization_pct": rng.random() * 100,
+                "gpu_energy_j": 150 + rng.random() * 100, "gpu_method": "measured",
+                "gpu_utilization_pct": rng.random() * 100, "gpu_mem_used_mb": 2000.0,
+                "ram_energy_j": 3.0, "ram_method": "estimated", "ram_used_mb": 8000.0,
+                "net_sent_bytes": 1000, "net_recv_bytes": 2000,
+            }).encode())  # fmt: skip
+    return out
+
+
+def preload(settings: Any, events: list[bytes]) -> float:
+    from kafka import KafkaProducer
+
+    t = time.perf_counter()
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks=1, linger_ms=50,
+        batch_size=1 << 20, max_request_size=8 << 20,
+    )  # fmt: skip
+    for i, v in enumerate(events):
+        producer.send(settings.metrics_topic, value=v, key=b"bench-%d" % (i % 97))
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - t
+
+
+def pipeline_rate(settings: Any, n: int) -> dict[str, Any]:
+    from spark_jobs import stream
+    from spark_jobs.hot_store import HotStore
+    from spark_jobs.session import build_session
+
+    spark = build_session(settings, "carbonpipe-bench")
+    store = HotStore(settings.effective_mongo_uri, settings.mongo_db)
+    proc = stream.BatchProcessor(spark, settings, store)
+    t0 = time.perf_counter()
+    query = stream.start(spark, settings, proc, available_now=True)
+    query.awaitTermination()
+    wall = time.perf_counter() - t0
+    progress = query.recentProgress
+    done = sum(int(p["numInputRows"]) for p in progress)
+    busy = sum(float(p["durationMs"].get("triggerExecution", 0)) / 1000 for p in progress)
+    docs = store.db["windows"].count_documents({})
+    return {"events": done, "wall_s": wall, "busy_s": busy, "events_per_s": done / busy,
+            "events_per_s_wall": done / wall, "window_docs": docs, "batches": len(progress),
+            "spark": spark}  # fmt: skip
+
+
+def bare_rate(spark: Any, files: Path, window_s: int) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    from spark_jobs import transforms as T
+
+    def job() -> None:
+        raw = spark.read.text(str(files)).select(
+            F.lit("f").alias("topic"), F.lit(0).alias("partition"), F.lit(0).alias("offset"),
+            F.col("value").cast("binary").alias("value"),
+        )  # fmt: skip
+        parsed = T.parse(raw).withColumn("ts", F.try_to_timestamp(F.col("e.timestamp")))
+        parsed = parsed.withColumn("ts_s", F.unix_timestamp("ts"))
+        ev = T.normalise(parsed)
+        ev = (
+            ev.withColumn("co2_g", F.col("energy_kwh") * F.lit(300.0))
+            .withColumn("intensity_kind", F.lit("actual"))
+            .withColumn("intensity_provider", F.lit("trace"))
+        )
+        T.windows(ev, window_s).write.format("noop").mode("overwrite").save()
+
+    job()  # warm-up (JIT, file listing), as the streaming side is warm after its first batch
+    t = time.perf_counter()
+    job()
+    return {"wall_s": time.perf_counter() - t}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=250_000, help="maxOffsetsPerTrigger")
+    args = ap.parse_args()
+    tag = uuid.uuid4().hex[:8]
+    base = load_settings()
+    tmp = Path(tempfile.mkdtemp(prefix="carbonpipe-bench-"))
+    settings = base.model_copy(update={
+        "metrics_topic": f"bench.metrics.{tag}", "intensity_topic": f"bench.intensity.{tag}",
+        "dlq_topic": f"bench.dlq.{tag}", "mongo_db": f"carbonpipe_bench_{tag}",
+        "cold_store_uri": str(tmp / "cold"), "checkpoint_uri": str(tmp / "cp"),
+        "max_offsets_per_trigger": args.batch, "spark_driver_memory": "4g",
+    })  # fmt: skip
+    print(f"[bench 1/4] services (Kafka, MongoDB default) and topics {settings.metrics_topic}")
+    stack.ensure_built(settings)
+    stack.start_kafka(settings)
+    stack.start_mongo(settings)
+    stack.create_topics(settings)
+    print(f"[bench 2/4] generating {args.events:,} events and preloading them into Kafka")
+    events = make_events(args.events, args.runs)
+    files = tmp / "events"
+    files.mkdir()
+    (files / "part-0.json").write_bytes(b"\n".join(events[: len(events) // 2]) + b"\n")
+    (files / "part-1.json").write_bytes(b"\n".join(events[len(events) // 2 :]) + b"\n")
+    produce_s = preload(settings, events)
+    n = len(events)
+    del events
+    print(f"      preloaded in {produce_s:.1f} s ({n / produce_s:,.0f} events/s from Python)")
+    print("[bench 3/4] streaming job drains the topic into MongoDB and Parquet")
+    pipe = pipeline_rate(settings, n)
+    spark = pipe.pop("spark")
+    print("[bench 4/4] Spark's bare rate on the same events from files (from_json + windows)")
+    bare = bare_rate(spark, files, settings.window_s)
+    bare["events_per_s"] = n / bare["wall_s"]
+    ratio = pipe["events_per_s"] / bare["events_per_s"]
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "events": n, "runs": args.runs, "max_offsets_per_trigger": args.batch,
+        "pipeline": pipe, "bare": bare, "ratio_to_bare": ratio,
+        "targets": {"events_per_s": 100_000, "ratio_to_bare": 0.8},
+        "note": "pipeline rate = events / sum of micro-batch trigger durations (Kafka read, "
+                "validation, DLQ, intensity join, Parquet and MongoDB writes); wall includes "
+                "query start-up. Bare = batch read of the same JSON from files.",
+    }  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2))
+    rows = [
+        ("streaming pipeline (busy)", pipe["events_per_s"], pipe["busy_s"]),
+        ("streaming pipeline (wall)", pipe["events_per_s_wall"], pipe["wall_s"]),
+        ("bare Spark (files, noop)", bare["events_per_s"], bare["wall_s"]),
+    ]
+    print(f"\n  {'':<28}{'events/s':>12}{'seconds':>10}")
+    for name, rate, secs in rows:
+        print(f"  {name:<28}{rate:>12,.0f}{secs:>10.1f}")
+    print(f"  ratio pipeline/bare: {ratio:.2f}   (targets: >= 100,000 events/s, >= 0.80)")
+    print(f"  {pipe['window_docs']:,} window documents in MongoDB; bench/results/pipeline.json")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
