@@ -112,13 +112,16 @@ class KafkaSink:
                 )
                 for e in events
             ]
-            self._producer.flush(timeout=self.timeout_s)
-            for f in futures:
-                f.get(timeout=self.timeout_s)
+            with contextlib.suppress(Exception):  # judged per record below
+                self._producer.flush(timeout=self.timeout_s)
+            for f in futures:  # the acknowledged prefix; order holds (1 request in flight)
+                if not f.is_done or f.failed():
+                    raise RuntimeError(f"record {ok} not acknowledged: {f.exception}")
                 ok += 1
         except Exception as exc:  # any failure: spool the rest, retry later
             print(
-                f"carbonpipe collector: kafka send failed ({type(exc).__name__}: {exc}); spooling",
+                f"carbonpipe collector: kafka send failed after {ok}/{len(events)} "
+                f"({type(exc).__name__}: {exc}); spooling",
                 file=sys.stderr,
                 flush=True,
             )

@@ -6,6 +6,7 @@ times the process tree's share of busy CPU time over the same interval.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from typing import Any
 
 from collector import progress
 from collector.devices.cpu import CpuSource, TdpEstimatedCpu
-from collector.devices.gpu import GpuSource, NoGpu
+from collector.devices.gpu import GpuReading, GpuSource, NoGpu
 from collector.devices.powercap import PowercapError
 from collector.devices.ram import ModelRam, RamSource
 from collector.energy import cpu_share, utilisation
@@ -65,6 +66,20 @@ class Sampler:
             self.ram = ModelRam()
             return self.ram.read(dt, rss, used)
 
+    def _gpus(self, dt: float) -> list[GpuReading]:
+        if isinstance(self.gpu, NoGpu):
+            return []
+        try:
+            return self.gpu.read(dt, self.tree.pids())
+        except Exception as exc:  # a driver hiccup must not cost the event
+            print(
+                f"carbonpipe collector: GPU read failed ({type(exc).__name__}: {exc}); "
+                "this interval has no GPU figures",
+                file=sys.stderr,
+                flush=True,
+            )
+            return []
+
     def sample(self, event_type: str = "sample") -> dict[str, Any]:
         now = self._clock()
         dt = max(now - self._t, 1e-6)
@@ -77,7 +92,7 @@ class Sampler:
         cpu_j = self._cpu_host_j(dt, util)
         rss = self.tree.rss_bytes()
         ram_j = self._ram_j(dt, rss, host_used_bytes())
-        gpus = self.gpu.read(dt, self.tree.pids()) if not isinstance(self.gpu, NoGpu) else []
+        gpus = self._gpus(dt)
         iv = Interval(
             end=datetime.now(timezone.utc),
             interval_s=dt,

@@ -149,7 +149,7 @@ def load_fallback_table(path: Path = FALLBACK_TABLE) -> dict[str, tuple[float, s
             for row in rows:
                 src = f"{row.get('source', '')} ({row.get('year', '')})".strip()
                 table[row["zone"].strip().upper()] = (float(row["carbon_intensity_g_per_kwh"]), src)
-    table.setdefault("WORLD", (WORLD_DEFAULT_G_PER_KWH, "Ember Global Electricity Review 2023 (2022)"))
+    table.setdefault("WORLD", (WORLD_DEFAULT_G_PER_KWH, "Ember Global Electricity Review 2023"))
     return table
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,8 @@ def connector_jars(settings: Settings) -> list[str]:
 def build_session(settings: Settings, app_name: str, kafka: bool = True) -> SparkSession:
     from pyspark.sql import SparkSession
 
+    # Python workers (used only off the hot path) must be this interpreter, not PATH's python3.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
@@ -32,6 +36,7 @@ def build_session(settings: Settings, app_name: str, kafka: bool = True) -> Spar
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")

@@ -57,7 +57,7 @@ class BatchProcessor:
         self._slots_version = -1
         self._slots: DataFrame | None = None
         fb = load_fallback_table()
-        self.fallback = spark.createDataFrame(
+        self.fallback = self._local_df(
             [(z, v, s) for z, (v, s) in fb.items()],
             "zone string, fb_g_per_kwh double, fb_source string",
         )
@@ -65,11 +65,20 @@ class BatchProcessor:
         self.last_stats: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ reference data
+    def _local_df(self, rows: list[tuple[Any, ...]], ddl: str) -> DataFrame:
+        """Driver-side rows -> DataFrame through Arrow (no Python workers involved)."""
+        import pandas as pd
+        from pyspark.sql.types import StructType
+
+        schema = StructType.fromDDL(ddl)
+        pdf = pd.DataFrame(rows, columns=schema.fieldNames())
+        return self.spark.createDataFrame(pdf, schema=schema)
+
     def slots(self) -> DataFrame:
         self.feed.refresh()
         if self._slots is None or self._slots_version != self.feed.version:
             records = self.feed.records()
-            self._slots = self.spark.createDataFrame(
+            self._slots = self._local_df(
                 slot_rows(to_segments(records)),
                 "zone string, slot_s long, seg_start_s long, seg_end_s long, "
                 "ref_g_per_kwh double, ref_provider string, ref_kind string",

@@ -185,7 +185,12 @@ class NvmlGpu:
 
     def _energy_j(self, dev: _Dev) -> float:
         if dev.counter:
-            cur = int(self._nv.nvmlDeviceGetTotalEnergyConsumption(dev.handle))
+            try:
+                cur = int(self._nv.nvmlDeviceGetTotalEnergyConsumption(dev.handle))
+            except self._nv.NVMLError:  # counter gone: integrate power from now on
+                dev.counter = False
+                dev.prev_power = (self._clock(), self._power_w(dev))
+                return 0.0
             prev = dev.prev_mj if dev.prev_mj is not None else cur
             dev.prev_mj = cur
             return counter_delta(prev, cur, None) / 1000.0

@@ -128,3 +128,31 @@ def test_no_nvml_means_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
     src = make_gpu_source({})
     assert isinstance(src, NoGpu) and src.read(1.0, set()) == []
+
+
+class FakeMigNvml(FakeNvml):
+    """GPU 0 in MIG mode with two 10 GiB slices of its 80 GiB."""
+
+    def nvmlDeviceGetMigMode(self, h: Any) -> tuple[int, int]:  # noqa: N802 - NVML names
+        return (1, 1) if h == 0 else (0, 0)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: Any) -> int:  # noqa: N802 - NVML names
+        return 2
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: Any, j: int) -> Any:  # noqa: N802
+        return ("mig", h, j)
+
+    def nvmlDeviceGetUUID(self, h: Any) -> str:  # noqa: N802 - NVML names
+        return f"MIG-{h[1]}-{h[2]}" if isinstance(h, tuple) else super().nvmlDeviceGetUUID(h)
+
+    def nvmlDeviceGetMemoryInfo(self, h: Any) -> Any:  # noqa: N802 - NVML names
+        if isinstance(h, tuple):
+            return SimpleNamespace(used=0, total=10 * 2**30)
+        return super().nvmlDeviceGetMemoryInfo(h)
+
+
+def test_mig_slice_is_charged_its_fraction_of_the_parent() -> None:
+    gpu = NvmlGpu(env={"CUDA_VISIBLE_DEVICES": "MIG-0-1"}, nvml=FakeMigNvml())
+    assert [(d.index, d.share_hint) for d in gpu._devs] == [(0, 0.125)]
+    r = gpu.read(1.0, set())
+    assert r[0].process_share == pytest.approx(0.125)

@@ -205,6 +205,7 @@ def test_loads_are_cached_and_read_only(tmp_path: Path) -> None:
     f.write_text("start,carbon_intensity_g_per_kwh\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n")
     first = load_trace(f)
     f.write_text(
-        "start,carbon_intensity_g_per_kwh\n2024-01-01 00:00,5\n2024-01-01 01:00,6\n2024-01-01 02:00,7\n"
+        "start,carbon_intensity_g_per_kwh\n"
+        "2024-01-01 00:00,5\n2024-01-01 01:00,6\n2024-01-01 02:00,7\n"
     )
     assert load_trace(f) is not first and load_trace(f).values_g_per_kwh[0] == 5.0

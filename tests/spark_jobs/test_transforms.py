@@ -1,0 +1,108 @@
+"""The job's DataFrame transformations on a local SparkSession (no Kafka, no MongoDB)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from carbonpipe.config import load_settings
+
+pyspark = pytest.importorskip("pyspark")
+
+SEED = {
+    "timestamp": "2025-10-14T14:25:23Z", "run_id": "run_001", "user_id": "alice",
+    "model_name": "resnet18", "cpu_utilization_pct": 73.4, "gpu_power_w": 142.3,
+    "gpu_mem_used_mb": 2104, "ram_used_mb": 8650, "net_sent_mb": 1.4, "net_recv_mb": 0.8,
+    "region_iso": "DE", "grid_carbon_intensity_g_per_kwh": 401, "interval_s": 1,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from spark_jobs.session import build_session
+
+    session = build_session(load_settings(shuffle_partitions=1), "test-transforms", kafka=False)
+    yield session
+    session.stop()
+
+
+def kafka_rows(spark: Any, values: list[Any]) -> Any:
+    rows = [("t", 0, i, v if isinstance(v, bytes) else json.dumps(v).encode())
+            for i, v in enumerate(values)]  # fmt: skip
+    return spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
+
+
+def test_each_kind_of_bad_input_gets_its_reason(spark: Any) -> None:
+    from spark_jobs import transforms as T
+
+    cases: list[tuple[Any, str | None]] = [
+        (SEED, None),
+        (b"not json", "not_json"),
+        (b"[1, 2]", "not_json"),
+        ({**SEED, "cpu_utilization_pct": "high"}, "wrong_type:cpu_utilization_pct"),
+        ({k: v for k, v in SEED.items() if k != "user_id"}, "missing_field:user_id"),
+        ({k: v for k, v in SEED.items() if k != "region_iso"}, "missing_field:region"),
+        ({**SEED, "gpu_energy_j": -1.0}, "negative_value:gpu_energy_j"),
+        ({**SEED, "cpu_utilization_pct": 140.0}, "out_of_range:cpu_utilization_pct"),
+        ({**SEED, "interval_s": 0}, "out_of_range:interval_s"),
+        ({**SEED, "timestamp": "1999-12-31T23:59:59Z"}, "absurd_timestamp"),
+        ({**SEED, "timestamp": "3000-01-01T00:00:00Z"}, "absurd_timestamp"),
+        ({**SEED, "timestamp": "yesterday"}, "bad_timestamp"),
+        ({**SEED, "gpu_method": "guessed"}, "bad_value:gpu_method"),
+        ({**SEED, "timestamp": "2025-10-14T16:25:23.500+02:00"}, None),
+        ({**SEED, "timestamp": "2025-10-14T14:00:00Z"}, "late"),
+    ]
+    watermark = 1760451000  # 2025-10-14T14:10:00Z
+    df = T.with_reason(T.parse(kafka_rows(spark, [v for v, _ in cases])), watermark)
+    got = {r["src_offset"]: r["reason"] for r in df.select("src_offset", "reason").collect()}
+    assert [got[i] for i in range(len(cases))] == [r for _, r in cases]
+
+
+def test_seed_event_energy_and_provenance(spark: Any) -> None:
+    from spark_jobs import transforms as T
+
+    parsed = T.with_reason(T.parse(kafka_rows(spark, [SEED])))
+    slots = spark.createDataFrame(
+        [], "zone string, slot_s long, seg_start_s long, seg_end_s long, ref_g_per_kwh double, "
+        "ref_provider string, ref_kind string")  # fmt: skip
+    fb_ddl = "zone string, fb_g_per_kwh double, fb_source string"
+    fallback = spark.createDataFrame([("DE", 379.0, "x"), ("WORLD", 436.0, "y")], fb_ddl)
+    row = T.with_intensity(T.normalise(parsed), slots, fallback).collect()[0]
+    assert row["gpu_energy_j"] == pytest.approx(142.3)  # power x 1 s, no energy given
+    assert row["energy_kwh"] == pytest.approx(142.3 / 3.6e6)
+    assert row["gpu_method"] == "unknown"  # the seed says nothing: never claimed as measured
+    assert (row["intensity_provider"], row["intensity_kind"]) == ("host-reported", "reported")
+    assert row["co2_g"] == pytest.approx(142.3 / 3.6e6 * 401)
+    assert row["net_sent_bytes"] == 1_400_000 and row["zone"] == "DE"
+
+
+def test_intensity_is_exact_at_a_change_inside_a_slot(spark: Any) -> None:
+    from spark_jobs import transforms as T
+    from spark_jobs.reference import RefRecord, slot_rows, to_segments
+
+    t0 = 1760451600  # 14:20:00Z
+    recs = [RefRecord("DE", t0, t0 + 130, 100.0, "trace", "actual", 1),
+            RefRecord("DE", t0 + 130, t0 + 3600, 500.0, "trace", "forecast", 2)]  # fmt: skip
+    slots = spark.createDataFrame(
+        slot_rows(to_segments(recs)),
+        "zone string, slot_s long, seg_start_s long, seg_end_s long, ref_g_per_kwh double, "
+        "ref_provider string, ref_kind string")  # fmt: skip
+    fb_ddl = "zone string, fb_g_per_kwh double, fb_source string"
+    fallback = spark.createDataFrame([("WORLD", 436.0, "y")], fb_ddl)
+    from datetime import datetime, timezone
+
+    def ev(t: int) -> dict[str, Any]:
+        iso = datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+        e = {**SEED, "timestamp": iso, "region": "DE", "cpu_energy_j": 3600.0}
+        e.pop("grid_carbon_intensity_g_per_kwh")  # no host value: the WORLD fallback applies
+        return e
+
+    events = [ev(t0 + 129), ev(t0 + 130), ev(t0 + 7200)]
+    df = T.with_intensity(T.normalise(T.with_reason(T.parse(kafka_rows(spark, events)))),
+                          slots, fallback)  # fmt: skip
+    got = sorted((r["ts_s"], r["intensity_g_per_kwh"], r["intensity_kind"]) for r in df.collect())
+    assert got == [(t0 + 129, 100.0, "actual"), (t0 + 130, 500.0, "forecast"),
+                   (t0 + 7200, 436.0, "fallback")]  # fmt: skip
