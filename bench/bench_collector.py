@@ -51,14 +51,15 @@ SPIN = "import time\nwhile True:\n    sum(range(10000))\n"
 
 def tool_cmd(tool: str, target: int, duration: float, interval: float) -> list[str]:
     py = sys.executable
-    if tool == "carbonpipe":
+    if tool.startswith("carbonpipe"):
+        entry = "carbonpipe.cli" if tool == "carbonpipe-cli" else "collector"
         return [
             py,
             "-m",
-            "carbonpipe.cli",
+            entry,
             "collect",
             "--run-id",
-            f"bench-{target}",
+            f"bench-{target}-{tool}",
             "--user",
             "bench",
             "--model",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from carbonpipe.config import Settings, get_settings
@@ -29,9 +29,12 @@ def _db(settings: Settings) -> Any:
 
 def fetch_runs(settings: Settings, user: str | None = None) -> list[dict[str, Any]]:
     query = {"user_id": user} if user else {}
-    docs = _db(settings)["runs"].find(query)
+    from spark_jobs.hot_store import newest
+
+    docs = newest(_db(settings)["runs"].find(query))
     runs = [{k: d.get(k) for k in RUN_FIELDS} for d in docs]
-    runs.sort(key=lambda r: r.get("start") or datetime.min.replace(tzinfo=None), reverse=True)
+    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    runs.sort(key=lambda r: r.get("start") or epoch, reverse=True)
     return runs
 
 
@@ -58,8 +61,18 @@ def user_totals(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
-    docs = _db(settings)["windows"].find({"run_id": run_id})
+    from spark_jobs.hot_store import newest
+
+    docs = newest(_db(settings)["windows"].find({"run_id": run_id}))
     return sorted(docs, key=lambda d: (d["window_start_s"], d["host"]))
+
+
+def fetch_stats(settings: Settings) -> dict[str, int]:
+    """Pipeline counters: valid events and dead letters per reason."""
+    from spark_jobs.hot_store import newest
+
+    docs = newest(_db(settings)["stats"].find())
+    return dict(docs[0]["counts"]) if docs else {}
 
 
 def _print(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:

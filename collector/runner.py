@@ -62,7 +62,14 @@ def safe_name(run_id: str) -> str:
 
 
 class RunLock:
-    """flock on <spool>/lock plus the next seq, so a restarted collector continues seq."""
+    """flock on <spool>/lock, and the run's next seq so a restarted collector continues it.
+
+    The seq file is written once per SEQ_BLOCK samples, holding the end of the block being
+    used, and exactly at a clean stop: after a crash the next collector skips to the block's
+    end (a gap, never a repeated seq) without a file write every sample.
+    """
+
+    SEQ_BLOCK = 100
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -76,6 +83,7 @@ class RunLock:
                 f"another collector already runs for this run on this host ({directory}); "
                 "one collector per host counts each device once"
             ) from None
+        self._reserved = -1
 
     def next_seq(self) -> int:
         try:
@@ -83,10 +91,20 @@ class RunLock:
         except (OSError, ValueError):
             return 0
 
-    def save_seq(self, seq: int) -> None:
+    def _write_seq(self, value: int) -> None:
         tmp = self.dir / "seq.tmp"
-        tmp.write_text(str(seq), encoding="ascii")
+        tmp.write_text(str(value), encoding="ascii")
         os.replace(tmp, self.dir / "seq")
+
+    def reserve(self, seq: int) -> None:
+        """Called before emitting ``seq``: persist a new block end when ``seq`` reaches it."""
+        if seq >= self._reserved:
+            self._reserved = seq + self.SEQ_BLOCK
+            self._write_seq(self._reserved)
+
+    def save_seq(self, next_seq: int) -> None:
+        """Clean stop: the exact next seq."""
+        self._write_seq(next_seq)
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -123,9 +141,9 @@ class Collector:
 
     def _safe_sample(self, event_type: str) -> None:
         try:
-            self.publisher.publish(self.sampler.sample(event_type))
             if self.lock:
-                self.lock.save_seq(self.sampler.seq)
+                self.lock.reserve(self.sampler.seq)
+            self.publisher.publish(self.sampler.sample(event_type))
         except Exception as exc:  # a bad sample must not end the collection
             print(
                 f"carbonpipe collector: sample failed: {type(exc).__name__}: {exc}",
@@ -145,6 +163,8 @@ class Collector:
                     break
         finally:
             self._safe_sample("end")
+            if self.lock:
+                self.lock.save_seq(self.sampler.seq)
             self.left_in_spool = self.publisher.close()
             if self._gpu is not None:
                 self._gpu.close()

@@ -91,7 +91,8 @@ class Sampler:
         util = utilisation(busy, total)
         cpu_j = self._cpu_host_j(dt, util)
         rss = self.tree.rss_bytes()
-        ram_j = self._ram_j(dt, rss, host_used_bytes())
+        used = host_used_bytes() if self.ram.method == "measured" else 0  # only RAPL needs it
+        ram_j = self._ram_j(dt, rss, used)
         gpus = self._gpus(dt)
         iv = Interval(
             end=datetime.now(timezone.utc),

@@ -1,10 +1,18 @@
 """MongoDB hot store: windows, runs and pipeline counters, written idempotently.
 
-Why read-merge-replace instead of ``$inc``: each document remembers the last micro-batch that
-touched it (``last_batch``). A batch replayed after a crash (Spark re-runs the last batch whose
-commit was not recorded) finds its own id there and is skipped, so nothing is counted twice.
-Merging in Python and writing whole documents uses only find / replace-with-upsert, which both
-MongoDB and FerretDB support. It assumes one writer per database: the streaming query.
+Documents are versioned and written insert-only: the version a micro-batch writes for a key has
+``_id = key|b<batch>`` and carries the cumulative totals (the previous version merged with the
+batch's partial). Why:
+- idempotent: a batch replayed after a crash (Spark re-runs the last batch it did not commit)
+  finds its own ``_id`` already there (duplicate key, ignored) and merges from the same base,
+  so nothing is counted twice;
+- fast on both servers: the embedded FerretDB (SQLite) scans the table for every update, but
+  inserts a batch of documents in one transaction; MongoDB is happy either way;
+- crash-safe: a version is one atomic insert; superseded versions are deleted later, always
+  keeping the two newest per key, so the base of a replayed batch is still there.
+Readers take the newest version per key (``newest``). The job is the only writer of its
+database, so the driver keeps the versions of the windows still open (not yet behind the
+watermark) in memory and reads MongoDB only once, at start.
 """
 
 from __future__ import annotations
@@ -74,16 +82,14 @@ def _derive(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_window(
-    existing: dict[str, Any] | None, part: Mapping[str, Any], batch_id: int
-) -> dict[str, Any] | None:
-    """New window document, or None when this batch was already applied to it."""
-    if existing is not None and existing.get("last_batch", -1) >= batch_id:
-        return None
-    doc = dict(existing or {})
-    if existing is None:
+    base: dict[str, Any] | None, part: Mapping[str, Any], batch_id: int
+) -> dict[str, Any]:
+    """The version of a window after ``batch_id``: ``base`` (newest earlier version) + part."""
+    doc = {k: v for k, v in (base or {}).items() if k != "_id"}
+    if base is None:
         ws = int(part["window_start_s"])
         doc.update(
-            _id=window_id(part),
+            key=window_id(part),
             run_id=part["run_id"],
             user_id=part["user_id"],
             model_name=part["model_name"],
@@ -100,7 +106,12 @@ def merge_window(
     )
     if part.get("schedule_decision_id"):
         doc["schedule_decision_id"] = part["schedule_decision_id"]
-    doc["last_batch"] = batch_id
+    return _version(doc, batch_id)
+
+
+def _version(doc: dict[str, Any], batch_id: int) -> dict[str, Any]:
+    doc["batch_id"] = batch_id
+    doc["_id"] = f"{doc['key']}|b{batch_id}"
     return _derive(doc)
 
 
@@ -129,11 +140,11 @@ def run_parts(windows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def merge_run(
-    existing: dict[str, Any] | None, part: Mapping[str, Any], batch_id: int
-) -> dict[str, Any] | None:
-    if existing is not None and existing.get("last_batch", -1) >= batch_id:
-        return None
-    doc = dict(existing or {"_id": part["run_id"], "run_id": part["run_id"]})
+    base: dict[str, Any] | None, part: Mapping[str, Any], batch_id: int
+) -> dict[str, Any]:
+    doc = {k: v for k, v in (base or {}).items() if k != "_id"}
+    doc.setdefault("key", part["run_id"])
+    doc["run_id"] = part["run_id"]
     doc["user_id"], doc["model_name"] = part["user_id"], part["model_name"]
     _merge_numbers(doc, part)
     for k in ("hosts", "zones", "intensity_providers"):
@@ -143,81 +154,148 @@ def merge_run(
     doc["start"] = datetime.fromtimestamp(doc["first_ts_s"], timezone.utc)
     doc["end"] = datetime.fromtimestamp(doc["last_ts_s"], timezone.utc)
     doc["duration_s"] = doc["last_ts_s"] - doc["first_ts_s"]
-    doc["last_batch"] = batch_id
-    return _derive(doc)
+    return _version(doc, batch_id)
 
 
 def merge_counts(
-    existing: dict[str, Any] | None, counts: Mapping[str, int], batch_id: int, doc_id: str
-) -> dict[str, Any] | None:
-    if existing is not None and existing.get("last_batch", -1) >= batch_id:
-        return None
-    doc = dict(existing or {"_id": doc_id, "counts": {}})
+    base: dict[str, Any] | None, counts: Mapping[str, int], batch_id: int
+) -> dict[str, Any]:
+    doc = {k: v for k, v in (base or {"key": "pipeline", "counts": {}}).items() if k != "_id"}
     merged = dict(doc.get("counts") or {})
     for k, v in counts.items():
         merged[k] = merged.get(k, 0) + int(v)
     doc["counts"] = merged
-    doc["last_batch"] = batch_id
+    doc["batch_id"] = batch_id
+    doc["_id"] = f"{doc['key']}|b{batch_id}"
     doc["updated_at"] = datetime.now(timezone.utc)
     return doc
 
 
+def newest(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The newest version per key: what readers show."""
+    best: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        cur = best.get(d["key"])
+        if cur is None or d["batch_id"] > cur["batch_id"]:
+            best[d["key"]] = dict(d)
+    return list(best.values())
+
+
+class Versions:
+    """In-memory versions per key of one collection (newest last), as written to MongoDB."""
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, list[dict[str, Any]]] = {}
+        self.garbage: list[str] = []
+
+    def add(self, doc: dict[str, Any]) -> None:
+        versions = self.by_key.setdefault(doc["key"], [])
+        if any(v["batch_id"] == doc["batch_id"] for v in versions):
+            return
+        versions.append(doc)
+        versions.sort(key=lambda v: v["batch_id"])
+        while len(versions) > self.KEEP:
+            self.garbage.append(versions.pop(0)["_id"])
+
+    def base(self, key: str, batch_id: int) -> tuple[dict[str, Any] | None, bool]:
+        """(newest version before ``batch_id``, whether ``batch_id`` was already applied)."""
+        versions = self.by_key.get(key, [])
+        applied = any(v["batch_id"] == batch_id for v in versions)
+        earlier = [v for v in versions if v["batch_id"] < batch_id]
+        return (earlier[-1] if earlier else None), applied
+
+    def forget(self, keep: Any) -> None:
+        for key in [k for k, v in self.by_key.items() if not keep(v[-1])]:
+            del self.by_key[key]
+
+
 class HotStore:
-    """The pymongo edge. Collections: windows, runs, stats, intensity."""
+    """The pymongo edge. Collections: windows, runs, stats (versioned), intensity, job_state."""
+
+    GC_EVERY = 20  # batches between deletions of superseded versions
 
     def __init__(self, uri: str, db: str) -> None:
         from pymongo import MongoClient
 
         self._client: Any = MongoClient(uri, serverSelectionTimeoutMS=10_000, tz_aware=True)
         self.db = self._client[db]
+        self._versions: dict[str, Versions] | None = None
+        self._batches = 0
 
-    def _apply(self, coll: str, docs: dict[str, dict[str, Any]], merge: Any, batch_id: int) -> int:
-        from pymongo import ReplaceOne
+    def _load(self, horizon_s: float | None) -> dict[str, Versions]:
+        """Reads, once, the versions this job may still merge into."""
+        versions = {c: Versions() for c in ("windows", "runs", "stats")}
+        query = {} if horizon_s is None else {"window_start_s": {"$gte": horizon_s}}
+        for coll, q in (("windows", query), ("runs", {}), ("stats", {})):
+            for d in self.db[coll].find(q):
+                versions[coll].add(d)
+        for coll in ("windows", "runs"):
+            self.db[coll].create_index("run_id")
+        return versions
 
-        if not docs:
-            return 0
-        ids = list(docs)
-        existing: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(ids), 1000):
-            for d in self.db[coll].find({"_id": {"$in": ids[i : i + 1000]}}):
-                existing[d["_id"]] = d
-        ops = []
-        for _id, part in docs.items():
-            new = merge(existing.get(_id), part, batch_id)
-            if new is not None:
-                ops.append(ReplaceOne({"_id": _id}, new, upsert=True))
-        for i in range(0, len(ops), 1000):
-            self.db[coll].bulk_write(ops[i : i + 1000], ordered=False)
-        return len(ops)
+    def _insert(self, coll: str, docs: list[dict[str, Any]]) -> None:
+        from pymongo.errors import BulkWriteError
+
+        for i in range(0, len(docs), 5000):
+            try:
+                self.db[coll].insert_many(docs[i : i + 5000], ordered=False)
+            except BulkWriteError as exc:  # duplicate key = already written by this batch
+                other = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+                if other:
+                    raise
+
+    def _apply(
+        self, coll: str, parts: Mapping[str, Mapping[str, Any]], merge: Any, batch_id: int
+    ) -> int:
+        assert self._versions is not None
+        versions = self._versions[coll]
+        new = []
+        for key, part in parts.items():
+            base, applied = versions.base(key, batch_id)
+            if applied:
+                continue
+            new.append(merge(base, part, batch_id))
+        self._insert(coll, new)
+        for doc in new:
+            versions.add(doc)
+        return len(new)
 
     def write_batch(
-        self, batch_id: int, windows: list[dict[str, Any]], counts: dict[str, int]
+        self,
+        batch_id: int,
+        windows: list[dict[str, Any]],
+        counts: dict[str, int],
+        watermark_s: float | None = None,
     ) -> int:
+        if self._versions is None:
+            horizon = None if watermark_s is None else watermark_s - 86_400
+            self._versions = self._load(horizon)
         n = self._apply("windows", {window_id(w): w for w in windows}, merge_window, batch_id)
-        runs = {
-            k: {
-                **v,
-                "hosts": sorted(v["hosts"]),
-                "zones": sorted(v["zones"]),
-                "intensity_providers": sorted(v["intensity_providers"]),
-            }
-            for k, v in run_parts(windows).items()
-        }
-        self._apply("runs", runs, merge_run, batch_id)
-        self._apply(
-            "stats",
-            {"pipeline": counts},
-            lambda ex, c, b: merge_counts(ex, c, b, "pipeline"),
-            batch_id,
-        )
+        self._apply("runs", run_parts(windows), merge_run, batch_id)
+        self._apply("stats", {"pipeline": counts}, merge_counts, batch_id)
+        if watermark_s is not None:  # closed windows will never change: stop tracking them
+            self._versions["windows"].forget(
+                lambda d: d["window_start_s"] + d["window_s"] >= watermark_s
+            )
+        self._batches += 1
+        if self._batches % self.GC_EVERY == 0:
+            self.collect_garbage()
         return n
 
-    def write_intensity(self, rows: list[dict[str, Any]]) -> None:
-        from pymongo import ReplaceOne
+    def collect_garbage(self) -> None:
+        assert self._versions is not None
+        for coll, versions in self._versions.items():
+            ids, versions.garbage = versions.garbage, []
+            for i in range(0, len(ids), 5000):
+                self.db[coll].delete_many({"_id": {"$in": ids[i : i + 5000]}})
 
-        ops = [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in rows]
-        for i in range(0, len(ops), 1000):
-            self.db["intensity"].bulk_write(ops[i : i + 1000], ordered=False)
+    def write_intensity(self, rows: list[dict[str, Any]]) -> None:
+        keys = [r["_id"] for r in rows]
+        for i in range(0, len(keys), 5000):
+            self.db["intensity"].delete_many({"_id": {"$in": keys[i : i + 5000]}})
+        self._insert("intensity", rows)
 
     def close(self) -> None:
         self._client.close()

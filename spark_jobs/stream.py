@@ -4,7 +4,8 @@ One read of the log per micro-batch; every sink is idempotent by batch id, so a 
 the checkpoint (which re-runs the last uncommitted batch) counts nothing twice:
 - dead-letter topic: keyed ``topic:partition:offset`` (a replay re-sends the same keys);
 - Parquet: partition ``date=D/batch_id=N`` overwritten as a whole (dynamic overwrite);
-- MongoDB: documents carry ``last_batch`` and skip a batch they have already seen.
+- MongoDB: versioned insert-only documents ``key|b<batch>``; a replayed batch's versions
+  already exist and are not written again (see ``spark_jobs.hot_store``).
 Also runnable as a plain ``spark-submit spark_jobs/stream.py`` application.
 """
 
@@ -63,6 +64,7 @@ class BatchProcessor:
         )
         self.query_id: str | None = None
         self.last_stats: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ reference data
     def _local_df(self, rows: list[tuple[Any, ...]], ddl: str) -> DataFrame:
@@ -109,30 +111,40 @@ class BatchProcessor:
     # ------------------------------------------------------------------ one micro-batch
     def __call__(self, df: DataFrame, batch_id: int) -> None:
         t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+
         prior = self.state.before(batch_id)
         watermark = prior.watermark(self.settings.lateness_s)
         parsed = T.with_reason(T.parse(df), watermark).persist()
         try:
             counts = {r["reason"] or "valid": r["count"] for r in
                       parsed.groupBy("reason").count().collect()}  # fmt: skip
+            lap("read_parse_validate")
             n_invalid = sum(v for k, v in counts.items() if k != "valid")
             if n_invalid:
                 self._dead_letter(parsed.filter(F.col("reason").isNotNull()), batch_id)
+            lap("dead_letters")
             enriched = T.with_intensity(
                 T.normalise(parsed.filter(F.col("reason").isNull())), self.slots(), self.fallback
             )
+            lap("reference")
             n_windows = 0
             max_ts = prior.max_event_ts_s
+            rows: list[dict[str, Any]] = []
             if counts.get("valid"):
                 self._parquet(enriched, batch_id)
+                lap("parquet")
                 rows = [r.asDict() for r in T.windows(enriched, self.settings.window_s).collect()]
                 for r in rows:
                     r["window_s"] = self.settings.window_s
                 batch_max = max(r["last_ts_s"] for r in rows)
                 max_ts = batch_max if max_ts is None else max(max_ts, batch_max)
-                n_windows = self.store.write_batch(batch_id, rows, counts)
-            else:
-                self.store.write_batch(batch_id, [], counts)
+                lap("windows")
+            n_windows = self.store.write_batch(batch_id, rows, counts, watermark)
+            lap("mongo")
             if counts.get("valid") and os.environ.get("CARBONPIPE_FAULT_EXIT_AFTER_SINKS"):
                 # Fault injection for the restart test: die after the sinks, before Spark
                 # records the batch as committed, so the next start must replay it.
@@ -145,8 +157,10 @@ class BatchProcessor:
             "counts": counts,
             "windows_written": n_windows,
             "seconds": round(time.perf_counter() - t0, 3),
+            "timings_s": timings,
             "watermark": watermark,
         }
+        self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
 
     def _dead_letter(self, invalid: DataFrame, batch_id: int) -> None:

@@ -5,6 +5,8 @@ newer) where supported, else the power reading (``nvmlDeviceGetPowerUsage``, mW)
 by the trapezoid rule between samples. Only the GPUs the job may use are read
 (``visible_tokens``), and each is charged to the job by its share of SM utilisation
 (``nvmlDeviceGetProcessUtilization``).
+Units are NVML's: energy in mJ, power in mW, memory in bytes (NVML API reference, Device
+Queries: https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceQueries.html).
 """
 
 from __future__ import annotations

@@ -1,8 +1,16 @@
-"""Idempotent merging of window/run partials (pure part of the MongoDB sink)."""
+"""Versioned, idempotent merging of window/run partials (pure part of the MongoDB sink)."""
 
 from __future__ import annotations
 
-from spark_jobs.hot_store import merge_counts, merge_run, merge_window, method_label, run_parts
+from spark_jobs.hot_store import (
+    Versions,
+    merge_counts,
+    merge_run,
+    merge_window,
+    method_label,
+    newest,
+    run_parts,
+)
 
 
 def part(**kw: object) -> dict[str, object]:
@@ -18,38 +26,46 @@ def part(**kw: object) -> dict[str, object]:
     return base
 
 
-def test_a_replayed_batch_is_skipped_and_a_new_one_adds() -> None:
+LATER = dict(energy_kwh=0.5, co2_g=150.0, measured_kwh=0.0, estimated_kwh=0.5, first_ts_s=630,
+             last_ts_s=659, min_seq=30, max_seq=59)  # fmt: skip
+
+
+def test_versions_accumulate_and_carry_their_batch() -> None:
     first = merge_window(None, part(), batch_id=3)
-    assert first is not None and first["energy_kwh"] == 1.0 and first["last_batch"] == 3
-    assert merge_window(first, part(), batch_id=3) is None  # replay of batch 3
-    assert merge_window(first, part(), batch_id=2) is None  # older batch
-    second = merge_window(first, part(energy_kwh=0.5, co2_g=150.0, measured_kwh=0.0,
-                                      estimated_kwh=0.5, first_ts_s=630, last_ts_s=659,
-                                      min_seq=30, max_seq=59), batch_id=4)  # fmt: skip
-    assert second is not None
+    assert first["_id"] == "r1|h|GB|600|b3" and first["key"] == "r1|h|GB|600"
+    second = merge_window(first, part(**LATER), batch_id=4)
+    assert second["_id"] == "r1|h|GB|600|b4"
     assert second["energy_kwh"] == 1.5 and second["co2_g"] == 350.0
     assert second["first_ts_s"] == 600 and second["last_ts_s"] == 659 and second["max_seq"] == 59
     assert abs(second["mean_intensity_g_per_kwh"] - 350.0 / 1.5) < 1e-12
     assert second["method"] == "mixed"
+    assert newest([first, second]) == [second]
+
+
+def test_a_replayed_batch_merges_from_the_same_base_and_is_not_applied_twice() -> None:
+    v = Versions()
+    d3 = merge_window(None, part(), 3)
+    v.add(d3)
+    d4 = merge_window(v.base(d3["key"], 4)[0], part(**LATER), 4)
+    v.add(d4)
+    base, applied = v.base(d3["key"], 4)  # batch 4 replayed after a crash
+    assert applied and base is d3
+    v.add(merge_window(v.base(d3["key"], 5)[0], part(**LATER), 5))
+    assert v.garbage == [d3["_id"]]  # only versions older than the two newest are dropped
+    assert v.base(d3["key"], 5)[0] is d4
 
 
 def test_run_totals_fold_hosts_and_windows() -> None:
     runs = run_parts([part(), part(host="h2", window_start_s=660, first_ts_s=660, last_ts_s=700)])
-    r = runs["r1"]
-    r.update(hosts=sorted(r["hosts"]), zones=sorted(r["zones"]),
-             intensity_providers=sorted(r["intensity_providers"]))  # fmt: skip
-    doc = merge_run(None, r, 0)
-    assert doc is not None
+    doc = merge_run(None, runs["r1"], 0)
     assert doc["energy_kwh"] == 2.0 and doc["hosts"] == ["h", "h2"] and doc["duration_s"] == 100
-    assert merge_run(doc, r, 0) is None
+    assert doc["_id"] == "r1|b0"
 
 
-def test_counts_are_idempotent_too() -> None:
-    d = merge_counts(None, {"valid": 5, "not_json": 1}, 0, "pipeline")
-    assert d is not None
-    assert merge_counts(d, {"valid": 5}, 0, "pipeline") is None
-    d2 = merge_counts(d, {"valid": 2}, 1, "pipeline")
-    assert d2 is not None and d2["counts"] == {"valid": 7, "not_json": 1}
+def test_counts_accumulate() -> None:
+    d = merge_counts(None, {"valid": 5, "not_json": 1}, 0)
+    d2 = merge_counts(d, {"valid": 2}, 1)
+    assert d2["counts"] == {"valid": 7, "not_json": 1} and d2["_id"] == "pipeline|b1"
 
 
 def test_method_label() -> None:

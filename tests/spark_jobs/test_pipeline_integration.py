@@ -19,6 +19,7 @@ import pytest
 
 from carbonpipe.config import Settings
 from carbonpipe.contracts import intensity_key, utc_iso
+from spark_jobs.hot_store import newest
 from spark_jobs.reference import load_fallback_table
 from tests.spark_jobs.pipeline_harness import StreamJob, consume_all, produce, wait_for
 
@@ -148,7 +149,7 @@ def mongo_db(settings: Settings) -> Any:
 
 def mongo_windows(db: Any) -> dict[tuple[str, int], tuple[float, float, int]]:
     out: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    for d in db["windows"].find():
+    for d in newest(db["windows"].find()):
         acc = out[(d["run_id"], d["window_start_s"])]
         acc[0] += d["energy_kwh"]
         acc[1] += d["co2_g"]
@@ -184,7 +185,7 @@ def assert_totals(settings: Settings, cold: Path, events: list[dict[str, Any]]) 
     assert set(got_w) == set(exp_w)
     for k, (kwh, g, n) in exp_w.items():
         assert close(got_w[k][0], kwh) and close(got_w[k][1], g) and got_w[k][2] == n, (k, got_w[k])
-    runs = {d["run_id"]: d for d in db["runs"].find()}
+    runs = {d["run_id"]: d for d in newest(db["runs"].find())}
     assert set(runs) == set(exp_r)
     for run_id, (kwh, g, n) in exp_r.items():
         d = runs[run_id]
@@ -241,7 +242,7 @@ def test_exact_totals_dead_letters_and_restarts(pipeline: Settings, tmp_path: Pa
         want = len(PHASE1) + len(PHASE2)
         wait_for(
             "all valid events in MongoDB",
-            lambda: sum(d["n_events"] for d in db["runs"].find()) >= want,
+            lambda: sum(d["n_events"] for d in newest(db["runs"].find())) >= want,
             job,
         )
         time.sleep(3.0)  # a double count would show up in a later batch
@@ -256,7 +257,7 @@ def test_exact_totals_dead_letters_and_restarts(pipeline: Settings, tmp_path: Pa
 
         reasons = sorted(json.loads(v)["reason"] for v in by_key.values())
         assert reasons == sorted([r for _, r in MALFORMED] + ["late"])
-        counts = db["stats"].find_one({"_id": "pipeline"})["counts"]
+        counts = newest(db["stats"].find())[0]["counts"]
         assert counts["valid"] == want
         assert sum(v for k, v in counts.items() if k != "valid") == len(MALFORMED) + 1
     finally:
