@@ -1,20 +1,26 @@
 """Overhead of the carbonpipe collector beside CodeCarbon's EmissionsTracker.
 
 Each tool runs in its own subprocess, sampling every ``--interval`` s for ``--duration`` s,
-next to an idle workload (a sleeping process) and a busy one (one core spinning). Measured
-per tool process: total CPU seconds and peak RSS (``wait4`` rusage, includes start-up), and
-steady-state CPU seconds per hour of sampling (psutil CPU time between ``--warmup`` s and the
-end, scaled to 3600 s). A bare ``python -c sleep`` row shows the interpreter's own floor.
+next to an idle workload (a sleeping process) and a busy one (one core spinning).
 
-"carbonpipe" is ``python -m collector collect`` (the lean entry point); "carbonpipe-cli" is
-the same through the ``carbonpipe`` console command, which imports every sub-command first.
-CodeCarbon runs offline (OfflineEmissionsTracker, country GBR), measure_power_secs=interval,
-save_to_file=False, tracking_mode machine (its default). carbonpipe runs
-``collect --pid W --stdout`` with stdout to /dev/null (no Kafka in the loop).
+Measured per tool process:
+* steady CPU s per hour of sampling: ``getrusage(RUSAGE_SELF)`` taken inside the tool's
+  process (a probe thread, two calls) after ``--warmup`` s and just before the end, so
+  start-up and shutdown are excluded and threads that come and go (CodeCarbon's timers)
+  are included, at microsecond precision;
+* total CPU s and peak RSS of the whole process (``wait4`` rusage, start-up included);
+* RSS near the end (steady state).
+A bare ``sleep`` row shows the interpreter's floor under the same probe.
 
-    python bench/bench_collector.py --duration 60
+"carbonpipe" is ``python -m collector collect --pid W --stdout`` (the lean entry point, stdout
+to /dev/null, no Kafka); "carbonpipe-cli" is the same through the ``carbonpipe`` console
+command, which imports every sub-command's module first. CodeCarbon runs offline
+(OfflineEmissionsTracker, country GBR), measure_power_secs=interval, save_to_file=False,
+tracking_mode "machine" (its default).
+
+    python bench/bench_collector.py [--duration 60] [--interval 1]
 Writes bench/results/collector.json and prints a table. Targets (issue #4): steady CPU at most
-half of CodeCarbon's, peak RSS at most 40 MB.
+half of CodeCarbon's; RSS at most 40 MB.
 """
 
 from __future__ import annotations
@@ -23,43 +29,56 @@ import argparse
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "collector.json"
 RSS_TARGET_MB = 40.0
-
-CODECARBON = """
-import logging, sys, time
-from codecarbon import OfflineEmissionsTracker
-t = OfflineEmissionsTracker(country_iso_code="GBR", measure_power_secs={interval},
-                            save_to_file=False, log_level="error")
-t.start()
-time.sleep({duration})
-t.stop()
-"""
+TOOLS = ("baseline", "carbonpipe", "carbonpipe-cli", "codecarbon")
 SPIN = "import time\nwhile True:\n    sum(range(10000))\n"
 
 
-def tool_cmd(tool: str, target: int, duration: float, interval: float) -> list[str]:
-    py = sys.executable
-    if tool.startswith("carbonpipe"):
-        entry = "carbonpipe.cli" if tool == "carbonpipe-cli" else "collector"
-        return [
-            py,
-            "-m",
-            entry,
+# ---------------------------------------------------------------- inside the tool process
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child(args: argparse.Namespace) -> int:
+    """Run one tool in this process with a probe thread; the probe writes args.report."""
+    done = threading.Event()
+
+    def probe() -> None:
+        time.sleep(args.warmup)
+        c0, t0 = _cpu(), time.monotonic()
+        time.sleep(max(0.0, args.duration - args.warmup))
+        c1, t1 = _cpu(), time.monotonic()
+        Path(args.report).write_text(
+            json.dumps({"cpu_s": c1 - c0, "window_s": t1 - t0, "rss_end_mb": _rss_mb()})
+        )
+        done.set()
+        if args.tool.startswith("carbonpipe"):
+            os.kill(os.getpid(), signal.SIGTERM)  # clean stop: end event, spool flushed
+
+    threading.Thread(target=probe, daemon=True).start()
+    if args.tool.startswith("carbonpipe"):
+        argv = [
             "collect",
             "--run-id",
-            f"bench-{target}-{tool}",
+            f"bench-{args.target}-{args.tool}",
             "--user",
             "bench",
             "--model",
@@ -67,54 +86,80 @@ def tool_cmd(tool: str, target: int, duration: float, interval: float) -> list[s
             "--zone",
             "GB",
             "--interval",
-            str(interval),
+            str(args.interval),
             "--stdout",
             "--pid",
-            str(target),
+            str(args.target),
         ]
-    if tool == "codecarbon":
-        return [py, "-c", CODECARBON.format(interval=interval, duration=duration)]
-    return [py, "-c", f"import time; time.sleep({duration})"]
+        if args.tool == "carbonpipe-cli":
+            from carbonpipe.cli import main as entry
+        else:
+            from collector.__main__ import main as entry
+        return entry(argv)
+    if args.tool == "codecarbon":
+        from codecarbon import OfflineEmissionsTracker
+
+        tracker = OfflineEmissionsTracker(
+            country_iso_code="GBR",
+            measure_power_secs=args.interval,
+            save_to_file=False,
+            log_level="error",
+        )
+        tracker.start()
+        done.wait()
+        tracker.stop()
+        return 0
+    done.wait()
+    return 0
 
 
-def run_one(
-    tool: str, workload: str, duration: float, interval: float, warmup: float, home: Path
-) -> dict[str, Any]:
+# ---------------------------------------------------------------- the driver
+def run_one(tool: str, workload: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     target = subprocess.Popen(
         [sys.executable, "-c", SPIN if workload == "busy" else "import time; time.sleep(1e6)"]
     )
-    env = {**os.environ, "CARBONPIPE_HOME": str(home)}
+    report = tmp / f"{tool}-{workload}.json"
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        tool,
+        "--target",
+        str(target.pid),
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+        "--interval",
+        str(args.interval),
+        "--report",
+        str(report),
+    ]
+    env = {
+        **os.environ,
+        "CARBONPIPE_HOME": str(tmp / "home"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     try:
-        proc = subprocess.Popen(
-            tool_cmd(tool, target.pid, duration, interval),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        ps = psutil.Process(proc.pid)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t0 = time.monotonic()
-        time.sleep(warmup)
-        c0 = sum(ps.cpu_times()[:2])
-        tw = time.monotonic()
-        time.sleep(max(0.0, duration - warmup))
-        c1 = sum(ps.cpu_times()[:2])
-        t1 = time.monotonic()
-        if tool.startswith("carbonpipe"):
-            proc.send_signal(signal.SIGTERM)  # clean stop: end event, spool flushed
         _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         target.kill()
         target.wait()
+    probe = json.loads(report.read_text()) if report.exists() else {}
+    steady = probe.get("cpu_s", float("nan")) / probe.get("window_s", float("nan")) * 3600
     return {
         "tool": tool,
         "workload": workload,
-        "exit_code": proc.returncode,
-        "wall_s": round(time.monotonic() - t0, 2),
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "wall_s": round(wall, 2),
+        "cpu_s_per_hour_steady": round(steady, 3),
         "cpu_s_total": round(ru.ru_utime + ru.ru_stime, 3),
-        "cpu_s_per_hour_steady": round((c1 - c0) / (t1 - tw) * 3600, 2),
         "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),  # Linux: KiB
+        "rss_end_mb": round(probe.get("rss_end_mb", float("nan")), 1),
         "stderr_tail": err[-300:],
     }
 
@@ -125,18 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--interval", type=float, default=1.0)
-    ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--tools", default="baseline,carbonpipe,carbonpipe-cli,codecarbon")
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
+    ap.add_argument("--target", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--report", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    tools = [t for t in args.tools.split(",") if t]
+    if args.child:
+        args.tool = args.child
+        return child(args)
+    if args.duration <= args.warmup:
+        ap.error("--duration must exceed --warmup")
     rows = []
     with tempfile.TemporaryDirectory(prefix="cp-bench-") as tmp:
         for workload in ("idle", "busy"):
-            for tool in tools:
-                rows.append(
-                    run_one(tool, workload, args.duration, args.interval, args.warmup, Path(tmp))
-                )
+            for tool in [t for t in args.tools.split(",") if t]:
+                rows.append(run_one(tool, workload, args, Path(tmp)))
     by = {(r["tool"], r["workload"]): r for r in rows}
     verdict: dict[str, Any] = {}
     for w in ("idle", "busy"):
@@ -147,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                     cp["cpu_s_per_hour_steady"] / max(cc["cpu_s_per_hour_steady"], 1e-9), 3
                 ),
                 "cpu_target_met": cp["cpu_s_per_hour_steady"] <= cc["cpu_s_per_hour_steady"] / 2,
-                "rss_target_met": cp["peak_rss_mb"] <= RSS_TARGET_MB,
+                "rss_target_met_peak": cp["peak_rss_mb"] <= RSS_TARGET_MB,
+                "rss_target_met_steady": cp["rss_end_mb"] <= RSS_TARGET_MB,
             }
     result = {
         "duration_s": args.duration,
@@ -164,13 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"{'tool':<11} {'workload':<8} {'CPU s/h steady':>15} {'CPU s total':>12} "
-        f"{'peak RSS MB':>12} {'rc':>3}"
+        f"{'tool':<15} {'workload':<8} {'CPU s/h steady':>15} {'CPU s total':>12} "
+        f"{'peak RSS MB':>12} {'RSS end MB':>11} {'rc':>3}"
     )
     for r in rows:
         print(
-            f"{r['tool']:<11} {r['workload']:<8} {r['cpu_s_per_hour_steady']:>15.2f} "
-            f"{r['cpu_s_total']:>12.3f} {r['peak_rss_mb']:>12.1f} {r['exit_code']:>3}"
+            f"{r['tool']:<15} {r['workload']:<8} {r['cpu_s_per_hour_steady']:>15.3f} "
+            f"{r['cpu_s_total']:>12.3f} {r['peak_rss_mb']:>12.1f} {r['rss_end_mb']:>11.1f} "
+            f"{r['exit_code']:>3}"
         )
     print(json.dumps(verdict))
     print(f"wrote {args.out}")

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     max_offsets_per_trigger: int = 2_000_000
     shuffle_partitions: int = 2
     spark_driver_memory: str = "2g"
+    cold_events: bool = True  # per-event Parquet; False keeps only window partials (faster)
     spark_jars_dir: Path | None = None  # default: <home>/jars/spark
 
     # --- collector ------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         tags = parse_tags(args.tag)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    zone = resolve_zone(args.zone, settings)  # fail before starting anything
+    zone = resolve_zone(args.zone, settings, isolate=True)  # fail before starting anything
     common: dict[str, Any] = dict(
         run_id=args.run_id,
         user_id=args.user_id,
@@ -86,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         stdout=args.stdout,
     )
     if args.pid is not None:
+        if not os.path.exists(f"/proc/{args.pid}"):
+            import psutil
+
+            if not psutil.pid_exists(args.pid):
+                raise ConfigError(f"--pid {args.pid}: no such process")
         collector = build_collector(settings, pid=args.pid, **common)
         _on_signals(lambda signum: collector.stop())
         collector.start().wait()

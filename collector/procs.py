@@ -1,7 +1,9 @@
-"""psutil readers at the edge: the job's process tree and the host counters.
+"""/proc readers at the edge: the job's process tree and the host counters.
 
+Read with raw syscalls and parsed here (psutil only as the fallback off Linux): this runs
+every second for the whole training run, so its cost is the collector's overhead.
 Tree CPU time survives children exiting: a child's time is counted while it lives (per-pid
-last totals) and, once reaped, through the root's ``children_user/system``.
+last totals) and, once reaped, through its parent's cutime/cstime.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import os
 from dataclasses import dataclass
 
 import psutil
-
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # ticks per second
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -25,7 +26,7 @@ def read_bytes(path: str) -> bytes:
     except OSError:
         return b""
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -59,8 +60,8 @@ def host_cpu() -> HostCpu:
     data = read_bytes("/proc/stat")
     if not data:  # not Linux: psutil knows the platform
         t = psutil.cpu_times()
-        idle = t.idle + getattr(t, "iowait", 0.0)
-        return HostCpu(t.user + t.system + getattr(t, "nice", 0.0), sum(t[:3]) + idle)
+        total = sum(t)
+        return HostCpu(total - t.idle - getattr(t, "iowait", 0.0), total)
     return parse_proc_stat_cpu(data)
 
 
@@ -128,8 +129,8 @@ class ProcessTree:
         self.cpu_delta_s()  # prime
 
     def alive(self) -> bool:
-        st = parse_pid_stat(read_bytes(f"/proc/{self.pid}/stat"))
-        return st is not None and st.state not in ("Z", "X")
+        """Whether the root was alive (not a zombie) at the last ``cpu_delta_s``."""
+        return self.pid in self._pids
 
     def _walk(self) -> list[int]:
         """Tree members: every thread's children list each FULL_WALK_EVERY samples, else
@@ -177,7 +178,11 @@ class ProcessTree:
             last_own, last_kids = (last[1], last[2]) if last and last[0] == start else (0, kids)
             own_delta += max(0.0, own - last_own)
             kids_growth += max(0.0, kids - last_kids)
-        gone = sum(o + k for pid, (st0, o, k) in self._last.items() if cur.get(pid, (st0,))[0] != st0)
+        gone = 0.0
+        for pid, (start, own, kids) in self._last.items():
+            now = cur.get(pid)
+            if now is None or now[0] != start:  # exited (or its pid was reused)
+                gone += own + kids
         self._last, self._pids, self._rss = cur, set(cur), rss
         return own_delta + max(0.0, kids_growth - gone)
 
@@ -210,10 +215,12 @@ def parse_diskstats(text: str, disks: frozenset[str]) -> tuple[int, int]:
     """
     r = w = 0
     for line in text.splitlines():
+        head = line.split(None, 3)
+        if len(head) < 4 or head[2] not in disks:
+            continue  # most lines are loop/partition devices: do not split them fully
         f = line.split()
-        if len(f) > 9 and f[2] in disks:
-            r += int(f[5]) * 512
-            w += int(f[9]) * 512
+        r += int(f[5]) * 512
+        w += int(f[9]) * 512
     return r, w
 
 

@@ -212,8 +212,8 @@ class Publisher:
     def _run(self) -> None:
         while not self._closing.is_set() or not self._q.empty():
             # idle wake-ups cost CPU: wait for the next event, or the next replay attempt
-            wait = 1.0 if not self.spool.pending else self._retry_at - time.monotonic()
-            events = self._drain(min(1.0, max(0.05, wait)))
+            wait = 30.0 if not self.spool.pending else self._retry_at - time.monotonic()
+            events = self._drain(min(30.0, max(0.05, wait)))
             if events:
                 self._deliver(events)
             self._replay()

@@ -32,12 +32,16 @@ from collector.spool import Spool
 from collector.tdp import cpu_model_name, lookup_tdp, sockets
 
 
-def resolve_zone(flag: str | None, settings: Settings) -> str:
+def resolve_zone(flag: str | None, settings: Settings, isolate: bool = False) -> str:
     """--zone > CARBONPIPE_ZONE > CARBONPIPE_CLOUD_REGION mapping > allow_fallback_zone.
 
     Delegates to ``carbonpipe.intensity.zones.resolve_zone`` (which also checks the zone is
     known) when that module is installed; otherwise applies the same order unchecked.
+    ``isolate`` (the CLI, before any thread exists) runs it in a forked child: its imports
+    (jsonschema and friends, ~5 MB) then never count against the long-lived collector.
     """
+    if isolate and hasattr(os, "fork"):
+        return _in_child(lambda: resolve_zone(flag, settings))
     try:
         zones: Any = importlib.import_module("carbonpipe.intensity.zones")
     except ModuleNotFoundError:
@@ -55,6 +59,30 @@ def resolve_zone(flag: str | None, settings: Settings) -> str:
         "(e.g. GB, DE, US-CAL-CISO), or CARBONPIPE_CLOUD_REGION=provider:region "
         "(e.g. aws:eu-west-1)"
     )
+
+
+def _in_child(fn: Callable[[], str]) -> str:
+    """Run ``fn`` in a forked child; its result or ConfigError message comes back by pipe."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 0
+        try:
+            msg = "ok:" + fn()
+        except ConfigError as exc:
+            msg, code = "err:" + str(exc), 1
+        except BaseException as exc:
+            msg, code = f"err:{type(exc).__name__}: {exc}", 1
+        os.write(wfd, msg.encode())
+        os._exit(code)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as fh:
+        out = fh.read().decode()
+    os.waitpid(pid, 0)
+    kind, _, text = out.partition(":")
+    if kind != "ok":
+        raise ConfigError(text or "zone resolution failed")
+    return text
 
 
 def safe_name(run_id: str) -> str:
@@ -200,9 +228,13 @@ def build_collector(
     should_stop: Callable[[], bool] | None = None,
     opener: Opener = default_opener,
     env: Mapping[str, str] | None = None,
+    zone_checked: bool = False,
 ) -> Collector:
-    """Everything from settings; ``sink``/``opener``/``env`` are injectable for tests."""
-    region = resolve_zone(zone, settings)
+    """Everything from settings; ``sink``/``opener``/``env`` are injectable for tests.
+
+    ``zone_checked``: ``zone`` already went through ``resolve_zone`` (the CLI does it first).
+    """
+    region = zone if (zone and zone_checked) else resolve_zone(zone, settings)
     pid = os.getpid() if pid is None else pid
     tree = ProcessTree(pid)
     lock = RunLock(settings.spool_path / safe_name(run_id))

@@ -6,31 +6,38 @@ from typing import TYPE_CHECKING
 
 from carbonpipe.config import ConfigError, Settings
 from spark_jobs.session import build_session
-from spark_jobs.stream import events_path
+from spark_jobs.stream import events_path, windows_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# Window partials are per-batch deltas: a window's total is their sum.
 WINDOWS_VIEW = """
-SELECT run_id, user_id, model_name, host, zone,
-       timestamp_seconds(unix_timestamp(ts) - pmod(unix_timestamp(ts), {window_s}))
-         AS window_start,
-       SUM(energy_kwh) AS energy_kwh, SUM(co2_g) AS co2_g, COUNT(*) AS n_events
-FROM events GROUP BY ALL
+SELECT run_id, user_id, model_name, host, zone, timestamp_seconds(window_start_s) AS window_start,
+       SUM(energy_kwh) AS energy_kwh, SUM(co2_g) AS co2_g, SUM(n_events) AS n_events,
+       SUM(measured_kwh) AS measured_kwh, SUM(estimated_kwh) AS estimated_kwh,
+       SUM(fallback_kwh) AS fallback_kwh
+FROM window_partials GROUP BY run_id, user_id, model_name, host, zone, window_start_s
 """
 
 
 def cold_session(settings: Settings) -> SparkSession:
     spark = build_session(settings, "carbonpipe-sql", kafka=False)
-    path = events_path(settings)
-    try:
-        spark.read.parquet(path).createOrReplaceTempView("events")
-    except Exception as exc:
-        if "PATH_NOT_FOUND" in str(exc) or "UNABLE_TO_INFER_SCHEMA" in str(exc):
-            raise ConfigError(
-                f"CARBONPIPE_COLD_STORE_URI: no events under {path} yet; start the stack "
-                "(`make demo` or `carbonpipe stream`) and let it write"
-            ) from None
-        raise
-    spark.sql(WINDOWS_VIEW.format(window_s=settings.window_s)).createOrReplaceTempView("windows")
+    found = []
+    for name, path in (
+        ("events", events_path(settings)),
+        ("window_partials", windows_path(settings)),
+    ):
+        try:
+            spark.read.parquet(path).createOrReplaceTempView(name)
+            found.append(name)
+        except Exception as exc:
+            if "PATH_NOT_FOUND" not in str(exc) and "UNABLE_TO_INFER_SCHEMA" not in str(exc):
+                raise
+    if "window_partials" not in found:
+        raise ConfigError(
+            f"CARBONPIPE_COLD_STORE_URI: nothing under {settings.cold_uri} yet; start the stack "
+            "(`make demo` or `carbonpipe stream`) and let it write"
+        )
+    spark.sql(WINDOWS_VIEW).createOrReplaceTempView("windows")
     return spark

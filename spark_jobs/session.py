@@ -37,6 +37,8 @@ def build_session(settings: Settings, app_name: str, kafka: bool = True) -> Spar
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Write partitioned Parquet without sorting the batch by partition first.
+        .config("spark.sql.maxConcurrentOutputFileWriters", "8")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")

@@ -70,7 +70,12 @@ def with_reason(parsed: DataFrame, watermark_epoch_s: float | None = None) -> Da
     region = F.coalesce(F.col("e.region"), F.col("e.region_iso"))
 
     checks: list[tuple[Column, Column]] = [
-        (F.col("e").isNull() | F.json_object_keys("raw").isNull(), F.lit("not_json")),
+        # json_object_keys re-parses the text: only for the few records Spark flagged.
+        (
+            F.col("e").isNull()
+            | (F.col(f"e.{CORRUPT_COLUMN}").isNotNull() & F.json_object_keys("raw").isNull()),
+            F.lit("not_json"),
+        ),
         (F.col(f"e.{CORRUPT_COLUMN}").isNotNull(), _wrong_type_reason()),
     ]
     for name in REQUIRED:

@@ -194,6 +194,20 @@ def assert_totals(settings: Settings, cold: Path, events: list[dict[str, Any]]) 
     assert set(pw) == set(exp_w) and set(pr) == set(exp_r)
     for k, (kwh, g, n) in exp_w.items():
         assert close(pw[k][0], kwh) and close(pw[k][1], g) and pw[k][2] == n, (k, pw[k])
+    # the cold window partials (per-batch deltas) sum to the same totals
+    import pyarrow.dataset as ds
+
+    parts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for r in (
+        ds.dataset(cold / "windows", format="parquet", partitioning="hive").to_table().to_pylist()
+    ):
+        acc = parts[(r["run_id"], r["window_start_s"])]
+        acc[0] += r["energy_kwh"]
+        acc[1] += r["co2_g"]
+        acc[2] += r["n_events"]
+    assert set(parts) == set(exp_w)
+    for k, (kwh, g, n) in exp_w.items():
+        assert close(parts[k][0], kwh) and close(parts[k][1], g) and parts[k][2] == n, (k, parts[k])
     # provenance travels with the figures
     assert {r["intensity_kind"] for r in rows if r["run_id"] == "run-c"} == {"fallback"}
     assert {r["intensity_provider"] for r in rows if r["run_id"] == "run-a"} == {"test"}
