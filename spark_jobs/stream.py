@@ -89,6 +89,7 @@ class BatchProcessor:
         from pyspark.sql.types import StructType
 
         schema = StructType.fromDDL(ddl)
+        assert isinstance(schema, StructType)
         pdf = pd.DataFrame(rows, columns=schema.fieldNames())
         return self.spark.createDataFrame(pdf, schema=schema)
 
@@ -179,8 +180,8 @@ class BatchProcessor:
         if m["n_invalid"]:
             invalid = checked.filter(F.col("reason").isNotNull())
             self._dead_letter(invalid, batch_id)
-            for r in invalid.groupBy("reason").count().collect():
-                counts[r["reason"]] = int(r["count"])
+            for row in invalid.groupBy("reason").count().collect():
+                counts[row["reason"]] = int(row["count"])
         lap("dead_letters")
         for r in rows:
             r["window_s"] = self.settings.window_s

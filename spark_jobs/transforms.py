@@ -107,8 +107,8 @@ def with_reason(parsed: DataFrame, watermark_epoch_s: float | None = None) -> Da
         checks.append((F.col("ts_s") < F.lit(int(watermark_epoch_s)), F.lit("late")))
 
     reason: Column = F.lit(None).cast("string")
-    for cond, label in reversed(checks):
-        reason = F.when(cond, label).otherwise(reason)
+    for cond, label_col in reversed(checks):
+        reason = F.when(cond, label_col).otherwise(reason)
     return df.withColumn("reason", reason)
 
 
