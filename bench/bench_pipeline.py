@@ -65,6 +65,7 @@ def preload(spark: Any, settings: Any, files: Path) -> float:
     t = time.perf_counter()
     (
         spark.read.text(str(files))
+        .coalesce(1)  # one writer, in file order: per partition, time order, like collectors
         .select(F.get_json_object("value", "$.run_id").alias("key"), F.col("value"))
         .write.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
@@ -143,8 +144,7 @@ def main() -> int:
     events = make_events(args.events, args.runs)
     files = tmp / "events"
     files.mkdir()
-    (files / "part-0.json").write_bytes(b"\n".join(events[: len(events) // 2]) + b"\n")
-    (files / "part-1.json").write_bytes(b"\n".join(events[len(events) // 2 :]) + b"\n")
+    (files / "events.json").write_bytes(b"\n".join(events) + b"\n")
     n = len(events)
     del events
     from spark_jobs.session import build_session

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         interval_s=args.interval,
         tags=tags,
         stdout=args.stdout,
+        zone_checked=True,
     )
     if args.pid is not None:
         if not os.path.exists(f"/proc/{args.pid}"):

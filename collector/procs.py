@@ -44,25 +44,29 @@ class HostCpu:
     total_s: float
 
 
-def parse_proc_stat_cpu(data: bytes) -> HostCpu:
-    """Aggregate "cpu" line of /proc/stat (proc(5)): busy = all but idle and iowait.
+def parse_uptime(data: bytes, ncpu: int) -> HostCpu:
+    """Host CPU seconds from /proc/uptime (proc(5)): uptime x online CPUs, and the idle
+    seconds summed over CPUs. Busy = the rest (iowait counts as busy here).
 
-    guest/guest_nice are already inside user/nice, so they are not added again.
+    Chosen over /proc/stat because the kernel builds that file from every IRQ counter of
+    every CPU: ~80 us a read here against ~10 us, paid every second for the whole run.
     """
-    line = data.split(b"\n", 1)[0].split()
-    ticks = [int(x) for x in line[1:9]]  # user nice system idle iowait irq softirq steal
-    total = sum(ticks)
-    return HostCpu((total - ticks[3] - ticks[4]) / CLK_TCK, total / CLK_TCK)
+    up, idle = (float(x) for x in data.split()[:2])
+    total = up * ncpu
+    return HostCpu(max(0.0, total - idle), total)
+
+
+NCPU = os.cpu_count() or 1  # online CPUs (sysconf _SC_NPROCESSORS_ONLN)
 
 
 def host_cpu() -> HostCpu:
     """Host CPU seconds summed over all CPUs."""
-    data = read_bytes("/proc/stat")
+    data = read_bytes("/proc/uptime")
     if not data:  # not Linux: psutil knows the platform
         t = psutil.cpu_times()
         total = sum(t)
         return HostCpu(total - t.idle - getattr(t, "iowait", 0.0), total)
-    return parse_proc_stat_cpu(data)
+    return parse_uptime(data, NCPU)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import csv
 import itertools
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,6 +163,7 @@ class IntensityFeed:
         self._order = 0
         self._consumer: Any = None
         self.version = 0  # bumps whenever the folded table changes
+        self._last_refresh = 0.0
 
     def _connect(self) -> Any:
         from kafka import KafkaConsumer, TopicPartition
@@ -178,8 +180,16 @@ class IntensityFeed:
         consumer.seek_to_beginning(*tps)
         return consumer
 
-    def refresh(self) -> bool:
-        """Reads what arrived since the last call. True when the table changed."""
+    def refresh(self, min_interval_s: float = 5.0) -> bool:
+        """Reads what arrived since the last call. True when the table changed.
+
+        Reference data changes every few minutes, so the log is polled at most every
+        ``min_interval_s`` (a poll that finds nothing costs a fetch wait per micro-batch).
+        """
+        now = time.monotonic()
+        if self._consumer is not None and now - self._last_refresh < min_interval_s:
+            return False
+        self._last_refresh = now
         try:
             if self._consumer is None:
                 self._consumer = self._connect()

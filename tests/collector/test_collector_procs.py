@@ -60,3 +60,14 @@ def test_seq_is_persisted_in_blocks_and_exactly_at_stop(tmp_path: Path) -> None:
     assert lock.next_seq() == 7
     lock.release()
     assert os.path.exists(tmp_path / "lock")
+
+
+def test_uptime_parser() -> None:
+    from collector.procs import host_cpu, parse_uptime
+
+    h = parse_uptime(b"100.00 150.50\n", ncpu=2)
+    assert (h.total_s, h.busy_s) == (200.0, 49.5)
+    a = host_cpu()
+    time.sleep(0.3)
+    b = host_cpu()
+    assert 0 <= b.busy_s - a.busy_s <= b.total_s - a.total_s
