@@ -276,3 +276,33 @@ def test_exact_totals_dead_letters_and_restarts(pipeline: Settings, tmp_path: Pa
         assert sum(v for k, v in counts.items() if k != "valid") == len(MALFORMED) + 1
     finally:
         job.stop()
+    check_commands(s, PHASE1 + PHASE2)
+
+
+def check_commands(s: Settings, events: list[dict[str, Any]]) -> None:
+    """`carbonpipe runs/users --json` (hot store) and `carbonpipe sql` (cold store) agree."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.spark_jobs.pipeline_harness import settings_env
+
+    _, exp_r = expected(events, load_fallback_table()["FR"][0])
+    env = settings_env(s)
+
+    def cli(*args: str) -> Any:
+        out = subprocess.run([sys.executable, "-m", "carbonpipe.cli", *args], env=env,
+                             capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+        return json.loads(out.stdout)
+
+    runs = {r["run_id"]: r for r in cli("runs", "--json")}
+    assert set(runs) == set(exp_r)
+    for run_id, (kwh, g, _) in exp_r.items():
+        assert close(runs[run_id]["energy_kwh"], kwh) and close(runs[run_id]["co2_g"], g)
+    users = {u["user_id"]: u for u in cli("users", "--json")}
+    assert close(users["alice"]["co2_g"], exp_r["run-a"][1])
+    assert close(users["bob"]["co2_g"], exp_r["run-b"][1] + exp_r["run-c"][1])
+    rows = cli("sql", "SELECT run_id, SUM(co2_g) AS g, COUNT(*) AS n FROM events GROUP BY run_id",
+               "--json")  # fmt: skip
+    for r in rows:
+        assert close(r["g"], exp_r[r["run_id"]][1]) and r["n"] == exp_r[r["run_id"]][2]
