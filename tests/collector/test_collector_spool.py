@@ -21,7 +21,12 @@ def ev(i: int) -> dict[str, Any]:
 def test_append_is_fsynced_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+
+    def counting_fsync(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     sp = Spool(tmp_path, max_bytes=10**6)
     sp.append([ev(0), ev(1), ev(2)])
     sp.append([ev(3)])
@@ -117,3 +122,21 @@ def test_publisher_close_leaves_undeliverable_on_disk(tmp_path: Path, capsys: An
     assert pub.close(timeout_s=0.3) == 1
     assert "remain spooled" in capsys.readouterr().err
     assert Spool(tmp_path, 10**6).pending == 1
+
+
+def test_flush_spool_sends_leftovers_of_dead_collectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collector.publish as publish
+    from carbonpipe.config import load_settings
+    from collector.cli import flush_spool
+
+    settings = load_settings(home=tmp_path, zone="GB")
+    left = Spool(settings.spool_path / "run-a" / "segments", 10**6)
+    left.append([ev(0), ev(1)])
+    left.close()
+    sink = MemorySink()
+    monkeypatch.setattr(publish, "KafkaSink", lambda *a, **k: sink)
+    assert flush_spool(settings) == 0
+    assert [e["seq"] for e in sink.events] == [0, 1]
+    assert Spool(settings.spool_path / "run-a" / "segments", 10**6).pending == 0

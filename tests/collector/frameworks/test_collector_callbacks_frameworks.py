@@ -44,7 +44,7 @@ def test_lightning(tmp_path: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
     from collector.callbacks.lightning import CarbonpipeCallback
 
-    class Tiny(pl.LightningModule):
+    class Tiny(pl.LightningModule):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.lin = torch.nn.Linear(4, 1)
@@ -78,7 +78,7 @@ def test_huggingface_trainer(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
     from collector.callbacks.huggingface import CarbonpipeCallback
 
-    class Tiny(torch.nn.Module):
+    class Tiny(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.lin = torch.nn.Linear(4, 1)
