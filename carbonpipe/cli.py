@@ -26,12 +26,24 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module registers a sub-command: ``carbonpipe collect`` then imports the collector only
+# (the collector's memory footprint is part of its overhead budget).
+COMMAND_OWNERS = {
+    "up": "carbonpipe.stack", "down": "carbonpipe.stack", "status": "carbonpipe.stack",
+    "apps": "carbonpipe.apps", "collect": "collector.cli", "intensity": "carbonpipe.intensity.cli",
+    "feed": "carbonpipe.intensity.cli", "schedule": "carbonpipe.scheduling.cli",
+    "stream": "spark_jobs.cli", "sql": "spark_jobs.cli", "runs": "carbonpipe.query",
+    "users": "carbonpipe.query", "dashboard": "dashboard.cli",
+}  # fmt: skip
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carbonpipe", description="Energy and CO2 of ML training runs."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    owner = COMMAND_OWNERS.get(command or "")
+    for name in [owner] if owner else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -43,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
