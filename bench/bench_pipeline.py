@@ -94,6 +94,32 @@ def pipeline_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
             "batch_timings": proc.history}  # fmt: skip
 
 
+def kafka_read_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
+    """The Kafka source alone (same fetch options as the job) into a no-op sink: the ceiling
+    of any pipeline that reads this broker on this machine."""
+
+    def job() -> None:
+        (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+            .option("subscribe", settings.metrics_topic)
+            .option("startingOffsets", "earliest")
+            .option("endingOffsets", "latest")
+            .option("kafka.max.partition.fetch.bytes", str(16 << 20))
+            .option("kafka.fetch.max.bytes", str(64 << 20))
+            .load()
+            .write.format("noop")
+            .mode("overwrite")
+            .save()
+        )
+
+    job()
+    t = time.perf_counter()
+    job()
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "events_per_s": n / wall}
+
+
 def bare_rate(spark: Any, files: Path, window_s: int) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
@@ -161,15 +187,18 @@ def main() -> int:
         "cold_store_uri": str(tmp / "cold_lean"), "checkpoint_uri": str(tmp / "cp_lean"),
     })  # fmt: skip
     lean = pipeline_rate(spark, lean_settings, n)
-    print("[bench 4/4] Spark's bare rate on the same events from files (from_json + windows)")
+    print("[bench 4/4] Spark's bare rate on the same events from files (from_json + windows),")
+    print("           and the Kafka source alone on the same topic")
     bare = bare_rate(spark, files, settings.window_s)
     bare["events_per_s"] = n / bare["wall_s"]
+    kafka_only = kafka_read_rate(spark, settings, n)
     ratio = pipe["events_per_s"] / bare["events_per_s"]
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "events": n, "runs": args.runs, "max_offsets_per_trigger": args.batch,
         "pipeline": pipe, "pipeline_without_event_parquet": lean, "bare": bare,
+        "kafka_source_only": kafka_only,
         "ratio_to_bare": ratio, "ratio_to_bare_without_event_parquet": lean["events_per_s"]
         / bare["events_per_s"],
         "targets": {"events_per_s": 100_000, "ratio_to_bare": 0.8},
@@ -184,6 +213,7 @@ def main() -> int:
         ("streaming pipeline (wall)", pipe["events_per_s_wall"], pipe["wall_s"]),
         ("pipeline, no event Parquet", lean["events_per_s"], lean["busy_s"]),
         ("bare Spark (files, noop)", bare["events_per_s"], bare["wall_s"]),
+        ("Kafka source alone (noop)", kafka_only["events_per_s"], kafka_only["wall_s"]),
     ]
     print(f"\n  {'':<28}{'events/s':>12}{'seconds':>10}")
     for name, rate, secs in rows:
