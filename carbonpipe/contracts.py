@@ -19,14 +19,14 @@ METRIC_EVENT_SCHEMA = "metric_event.v1.json"
 GRID_INTENSITY_SCHEMA = "grid_intensity.v1.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_schema(name: str) -> dict[str, Any]:
     with open(SCHEMAS_DIR / name, encoding="utf-8") as fh:
         schema: dict[str, Any] = json.load(fh)
     return schema
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(load_schema(name))
 
