@@ -140,7 +140,9 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             key = "CARBONPIPE_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+            secret = any(w in key for w in ("TOKEN", "PASSWORD", "KEY", "SECRET"))
+            got = "<redacted>" if secret else repr(err.get("input"))
+            lines.append(f"{key}: {err['msg']} (got {got})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
