@@ -37,6 +37,9 @@ def build_session(settings: Settings, app_name: str, kafka: bool = True) -> Spar
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # The validation CASE chain has many aliased sub-expressions; inferring constraints
+        # from them before the intensity join blows the plan up (driver OOM while planning).
+        .config("spark.sql.constraintPropagation.enabled", "false")
         # Write partitioned Parquet without sorting the batch by partition first.
         .config("spark.sql.maxConcurrentOutputFileWriters", "8")
         .config("spark.driver.memory", settings.spark_driver_memory)

@@ -74,6 +74,7 @@ class BatchProcessor:
         self._slots_version = -1
         self._slots: DataFrame | None = None
         fb = load_fallback_table()
+        self.world_g_per_kwh = fb["WORLD"][0]
         self.fallback = self._local_df(
             [(z, v, s) for z, (v, s) in fb.items()],
             "zone string, fb_g_per_kwh double, fb_source string",
@@ -158,7 +159,8 @@ class BatchProcessor:
             F.max(valid_ts).alias("max_ts_s"),
         )
         enriched = T.with_intensity(
-            T.normalise(observed.filter(F.col("reason").isNull())), self.slots(), self.fallback
+            T.normalise(observed.filter(F.col("reason").isNull())), self.slots(), self.fallback,
+            self.world_g_per_kwh,
         )
         lap("reference")
         if self.settings.cold_events:

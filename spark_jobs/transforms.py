@@ -39,12 +39,15 @@ def parse(raw: DataFrame) -> DataFrame:
     """Kafka rows -> one row per event: the parsed struct ``e``, source coordinates, value text."""
     schema = metric_event_struct(corrupt_column=True)
     opts = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+    # Parsed inside a generator (explode of a one-element array) so that the optimizer cannot
+    # copy from_json into later filters on the parsed fields: predicate pushdown through a
+    # projection inlines its aliases, and each event would be parsed twice.
     return raw.select(
         F.col("topic").alias("src_topic"),
         F.col("partition").alias("src_partition"),
         F.col("offset").alias("src_offset"),
         F.col("value").cast("string").alias("raw"),
-    ).withColumn("e", F.from_json("raw", schema, opts))
+    ).select("*", F.explode(F.array(F.from_json("raw", schema, opts))).alias("e"))
 
 
 def _wrong_type_reason() -> Column:
@@ -161,17 +164,17 @@ def normalise(valid: DataFrame) -> DataFrame:
     return df.withColumn("energy_j", total).withColumn("energy_kwh", F.col("energy_j") / J_PER_KWH)
 
 
-def with_intensity(events: DataFrame, slots: DataFrame, fallback: DataFrame) -> DataFrame:
+def with_intensity(
+    events: DataFrame, slots: DataFrame, fallback: DataFrame, world_g_per_kwh: float
+) -> DataFrame:
     """Join each event with the intensity in force for its zone at its timestamp.
 
     ``slots``: (zone, slot_s, seg_start_s, seg_end_s, ref_g_per_kwh, ref_provider, ref_kind):
     non-overlapping segments, listed under every ``SLOT_S`` slot they touch. ``fallback``:
-    (zone, fb_g_per_kwh, fb_source) with a ``WORLD`` row. Both are small and broadcast, so the
-    hot path is a hash lookup on (zone, slot) plus a range check.
+    (zone, fb_g_per_kwh, fb_source). Both are small and broadcast (left joins, so only they
+    can be), and the hot path is a hash lookup on (zone, slot) plus a range check.
+    ``world_g_per_kwh``: the last resort, a literal (a cross join could broadcast the events).
     """
-    world = fallback.filter(F.col("zone") == "WORLD").select(
-        F.col("fb_g_per_kwh").alias("world_g_per_kwh")
-    )
     ev = events.withColumn("slot_s", F.col("ts_s") - F.pmod(F.col("ts_s"), F.lit(SLOT_S)))
     sl = slots.withColumnRenamed("zone", "sl_zone").withColumnRenamed("slot_s", "sl_slot_s")
     cond = (
@@ -183,7 +186,7 @@ def with_intensity(events: DataFrame, slots: DataFrame, fallback: DataFrame) -> 
     df = (
         ev.join(F.broadcast(sl), cond, "left")
         .join(F.broadcast(fallback), ["zone"], "left")
-        .crossJoin(F.broadcast(world))
+        .withColumn("world_g_per_kwh", F.lit(float(world_g_per_kwh)))
     )
     ref, rep, fb = F.col("ref_g_per_kwh"), F.col("reported_g_per_kwh"), F.col("fb_g_per_kwh")
     ci = F.coalesce(ref, rep, fb, F.col("world_g_per_kwh"))

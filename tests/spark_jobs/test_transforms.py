@@ -70,7 +70,7 @@ def test_seed_event_energy_and_provenance(spark: Any) -> None:
         "ref_provider string, ref_kind string")  # fmt: skip
     fb_ddl = "zone string, fb_g_per_kwh double, fb_source string"
     fallback = spark.createDataFrame([("DE", 379.0, "x"), ("WORLD", 436.0, "y")], fb_ddl)
-    row = T.with_intensity(T.normalise(parsed), slots, fallback).collect()[0]
+    row = T.with_intensity(T.normalise(parsed), slots, fallback, 436.0).collect()[0]
     assert row["gpu_energy_j"] == pytest.approx(142.3)  # power x 1 s, no energy given
     assert row["energy_kwh"] == pytest.approx(142.3 / 3.6e6)
     assert row["gpu_method"] == "unknown"  # the seed says nothing: never claimed as measured
@@ -101,8 +101,8 @@ def test_intensity_is_exact_at_a_change_inside_a_slot(spark: Any) -> None:
         return e
 
     events = [ev(t0 + 129), ev(t0 + 130), ev(t0 + 7200)]
-    df = T.with_intensity(T.normalise(T.with_reason(T.parse(kafka_rows(spark, events)))),
-                          slots, fallback)  # fmt: skip
+    checked = T.with_reason(T.parse(kafka_rows(spark, events)))
+    df = T.with_intensity(T.normalise(checked), slots, fallback, 436.0)
     got = sorted((r["ts_s"], r["intensity_g_per_kwh"], r["intensity_kind"]) for r in df.collect())
     assert got == [(t0 + 129, 100.0, "actual"), (t0 + 130, 500.0, "forecast"),
                    (t0 + 7200, 436.0, "fallback")]  # fmt: skip
