@@ -115,6 +115,29 @@ def _version(doc: dict[str, Any], batch_id: int) -> dict[str, Any]:
     return _derive(doc)
 
 
+def fold_windows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Spark's rows (one per window and provider) -> one partial per window."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = window_id(row)
+        cur = out.get(key)
+        provider = row.get("intensity_provider")
+        if cur is None:
+            cur = {k: v for k, v in row.items() if k != "intensity_provider"}
+            cur["intensity_providers"] = set()
+            out[key] = cur
+        else:
+            _merge_numbers(cur, row)
+            cur["schedule_decision_id"] = cur.get("schedule_decision_id") or row.get(
+                "schedule_decision_id"
+            )
+        if provider:
+            cur["intensity_providers"].add(provider)
+    for cur in out.values():
+        cur["intensity_providers"] = sorted(cur["intensity_providers"])
+    return list(out.values())
+
+
 def run_parts(windows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """This batch's window partials folded per run."""
     runs: dict[str, dict[str, Any]] = {}

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from carbonpipe.config import ConfigError, Settings, get_settings
 from spark_jobs import transforms as T
-from spark_jobs.hot_store import HotStore
+from spark_jobs.hot_store import HotStore, fold_windows
 from spark_jobs.reference import IntensityFeed, load_fallback_table, slot_rows, to_segments
 from spark_jobs.session import build_session
 from spark_jobs.state import BatchState, StateLog
@@ -159,7 +159,9 @@ class BatchProcessor:
             F.max(valid_ts).alias("max_ts_s"),
         )
         enriched = T.with_intensity(
-            T.normalise(observed.filter(F.col("reason").isNull())), self.slots(), self.fallback,
+            T.normalise(observed.filter(F.col("reason").isNull())),
+            self.slots(),
+            self.fallback,
             self.world_g_per_kwh,
         )
         lap("reference")
@@ -170,9 +172,13 @@ class BatchProcessor:
             rows = []
             if m["max_ts_s"] is not None:
                 events = self._events_of_batch(batch_id, m["min_ts_s"], m["max_ts_s"])
-                rows = [r.asDict() for r in T.windows(events, self.settings.window_s).collect()]
+                rows = fold_windows(
+                    r.asDict() for r in T.windows(events, self.settings.window_s).collect()
+                )
         else:
-            rows = [r.asDict() for r in T.windows(enriched, self.settings.window_s).collect()]
+            rows = fold_windows(
+                r.asDict() for r in T.windows(enriched, self.settings.window_s).collect()
+            )
             m = obs.get
         lap("windows")
         counts: dict[str, int] = {}

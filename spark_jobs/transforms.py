@@ -212,10 +212,18 @@ def with_intensity(
 
 
 WINDOW_KEYS = ("run_id", "user_id", "model_name", "host", "zone", "window_start_s")
+# Also grouped on (rows folded per window in the driver): keeps every aggregate fixed-width, so
+# Spark uses its code-generated hash aggregation instead of the slower object-based one that
+# collect_set/first would need.
+GROUP_EXTRA = ("intensity_provider", "schedule_decision_id")
 
 
 def windows(enriched: DataFrame, window_s: int) -> DataFrame:
-    """Tumbling-window totals per run, user, model, host and zone (partial: one micro-batch)."""
+    """Tumbling-window totals per run, user, model, host and zone (partial: one micro-batch).
+
+    One row per window *and* intensity provider / schedule decision: fold them with
+    ``spark_jobs.hot_store.fold_windows``.
+    """
     kwh = F.col("energy_kwh")
 
     def dev_kwh(dev: str) -> Column:
@@ -232,7 +240,7 @@ def windows(enriched: DataFrame, window_s: int) -> DataFrame:
         enriched.withColumn(
             "window_start_s", F.col("ts_s") - F.pmod(F.col("ts_s"), F.lit(window_s))
         )
-        .groupBy(*WINDOW_KEYS)
+        .groupBy(*WINDOW_KEYS, *GROUP_EXTRA)
         .agg(
             F.sum(kwh).alias("energy_kwh"),
             F.sum(dev_kwh("cpu")).alias("cpu_kwh"),
@@ -257,7 +265,5 @@ def windows(enriched: DataFrame, window_s: int) -> DataFrame:
             F.max("gpu_mem_used_mb").alias("max_gpu_mem_used_mb"),
             F.max("ram_used_mb").alias("max_ram_used_mb"),
             F.max(F.when(F.col("event_type") == "end", F.lit(1)).otherwise(0)).alias("ended"),
-            F.first("schedule_decision_id", ignorenulls=True).alias("schedule_decision_id"),
-            F.collect_set("intensity_provider").alias("intensity_providers"),
         )
     )

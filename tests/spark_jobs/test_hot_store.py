@@ -72,3 +72,18 @@ def test_method_label() -> None:
     assert method_label({"energy_kwh": 1.0, "measured_kwh": 1.0}) == "measured"
     assert method_label({"energy_kwh": 1.0, "estimated_kwh": 1.0}) == "estimated"
     assert method_label({"energy_kwh": 0.0}) == "unknown"
+
+
+def test_rows_per_provider_fold_into_one_window() -> None:
+    from spark_jobs.hot_store import fold_windows
+
+    a = {**part(), "intensity_provider": "trace"}
+    a.pop("intensity_providers")
+    b = {**part(**LATER), "intensity_provider": "static", "schedule_decision_id": "d1"}
+    b.pop("intensity_providers")
+    other = {**a, "window_start_s": 660}
+    folded = {w["window_start_s"]: w for w in fold_windows([a, b, other])}
+    w = folded[600]
+    assert w["energy_kwh"] == 1.5 and w["n_events"] == 60 and w["last_ts_s"] == 659
+    assert w["intensity_providers"] == ["static", "trace"] and w["schedule_decision_id"] == "d1"
+    assert folded[660]["energy_kwh"] == 1.0 and len(folded) == 2
