@@ -75,7 +75,8 @@ def fetch_stats(settings: Settings) -> dict[str, int]:
     return dict(docs[0]["counts"]) if docs else {}
 
 
-def _print(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:
+def print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:
+    """JSON for scripts, an aligned table for people (shared by runs, users and sql)."""
     if as_json:
         print(json.dumps(rows, default=str, indent=1))
         return
@@ -99,13 +100,15 @@ def _runs(args: argparse.Namespace) -> int:
     rows = fetch_runs(get_settings(), args.user)
     cols = ("run_id", "user_id", "model_name", "start", "duration_s", "energy_kwh", "co2_g",
             "mean_intensity_g_per_kwh", "method")  # fmt: skip
-    _print(rows, args.json, cols)
+    print_rows(rows, args.json, cols)
     return 0
 
 
 def _users(args: argparse.Namespace) -> int:
     rows = user_totals(fetch_runs(get_settings()))
-    _print(rows, args.json, ("user_id", "runs", "energy_kwh", "co2_g", "mean_intensity_g_per_kwh"))
+    print_rows(
+        rows, args.json, ("user_id", "runs", "energy_kwh", "co2_g", "mean_intensity_g_per_kwh")
+    )
     return 0
 
 

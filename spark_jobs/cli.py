@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -25,18 +24,13 @@ def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
 
 
 def _sql(args: argparse.Namespace) -> int:
+    from carbonpipe.query import print_rows
+
     rows = sql_query(args.query, args.limit)
-    if args.json:
-        print(json.dumps(rows, default=str, indent=1))
-        return 0
-    if not rows:
+    if not rows and not args.json:
         print("(no rows)")
         return 0
-    cols = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+    print_rows(rows, args.json, tuple(rows[0]) if rows else ())
     return 0
 
 
