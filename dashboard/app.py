@@ -20,6 +20,7 @@ from dashboard.data import (
     power_series,
     run_summary,
     runs_table,
+    scheduled_summary,
 )
 
 settings = get_settings()
@@ -81,8 +82,7 @@ def live() -> None:
     st.markdown(run_summary(run))
     log = decision_log(settings, run.get("schedule_decision_id"))
     if log:
-        exp = log.get("expected_g") or log.get("expected_co2_g")
-        st.write(f"Scheduled run: expected {exp} gCO₂e, measured {run.get('co2_g'):.3f} gCO₂e")
+        st.markdown(scheduled_summary(log, run.get("co2_g") or 0.0))
 
     st.subheader("Grid carbon intensity")
     rows: list[dict[str, Any]] = list(

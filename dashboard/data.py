@@ -83,6 +83,21 @@ def budget_rows(
     return rows
 
 
+def scheduled_summary(log: Mapping[str, Any], measured_co2_g: float) -> str:
+    """Expected (by the scheduler's forecast) against measured emissions of a scheduled run."""
+    from carbonpipe.scheduling.decisions import expected_vs_measured
+
+    c = expected_vs_measured(dict(log), measured_co2_g)
+    expected = "n/a (no power given)" if c["expected_g"] is None else f"{c['expected_g']:.3f} g"
+    saved = c["estimated_saved_g"]
+    return (
+        f"**Scheduled** ({c['policy']}, {c['zone']}): expected {expected} at "
+        f"{c['expected_g_per_kwh']:.1f} g/kWh vs {c['now_g_per_kwh']:.1f} g/kWh if started now "
+        f"({c['expected_reduction_pct']:.1f} % less); measured {c['measured_g']:.3f} g"
+        + ("" if saved is None else f"; about {saved:.3f} g saved against starting now")
+    )
+
+
 def decision_log(settings: Settings, decision_id: str | None) -> dict[str, Any] | None:
     """The scheduler's decision log for a scheduled run, if it is on this host."""
     if not decision_id:
