@@ -5,7 +5,7 @@ files (``from_json`` plus the same windowed aggregation, into a no-op sink).
 Writes bench/results/pipeline.json and prints a table. Targets (design, not a test):
 >= 100 k events/s on a 2-core machine and >= 80 % of the bare rate.
 
-    .venv/bin/python bench/bench_pipeline.py [--events 1000000] [--batch 250000]
+    .venv/bin/python bench/bench_pipeline.py [--events 1000000] [--batch 1000000]
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=250_000, help="maxOffsetsPerTrigger")
+    ap.add_argument("--batch", type=int, default=1_000_000, help="maxOffsetsPerTrigger")
     args = ap.parse_args()
     tag = uuid.uuid4().hex[:8]
     base = load_settings()
