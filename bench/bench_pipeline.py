@@ -91,7 +91,7 @@ def pipeline_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
     docs = store.db["windows"].count_documents({})
     return {"events": done, "wall_s": wall, "busy_s": busy, "events_per_s": done / busy,
             "events_per_s_wall": done / wall, "window_docs": docs, "batches": len(progress),
-            "batch_timings": proc.history}  # fmt: skip
+            "batch_timings": list(proc.history)}  # fmt: skip
 
 
 def kafka_read_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:

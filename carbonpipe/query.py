@@ -67,6 +67,14 @@ def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: (d["window_start_s"], d["host"]))
 
 
+def fetch_intensity(settings: Settings) -> list[dict[str, Any]]:
+    """Recent and upcoming grid intensity the job folded from the feed, oldest first."""
+    docs: list[dict[str, Any]] = list(
+        _db(settings)["intensity"].find({}, {"_id": 0}).sort("start", 1)
+    )
+    return docs
+
+
 def fetch_stats(settings: Settings) -> dict[str, int]:
     """Pipeline counters: valid events and dead letters per reason."""
     from spark_jobs.hot_store import newest

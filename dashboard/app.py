@@ -6,13 +6,12 @@ Run with ``carbonpipe dashboard`` (Streamlit). Reads only the MongoDB hot store.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from carbonpipe.config import get_settings
-from carbonpipe.query import _db, fetch_runs, fetch_windows, user_totals
+from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
 from dashboard.data import (
     budget_rows,
     decision_log,
@@ -85,9 +84,7 @@ def live() -> None:
         st.markdown(scheduled_summary(log, run.get("co2_g") or 0.0))
 
     st.subheader("Grid carbon intensity")
-    rows: list[dict[str, Any]] = list(
-        _db(settings)["intensity"].find({}, {"_id": 0}).sort("start", 1)
-    )
+    rows = fetch_intensity(settings)
     if rows:
         gi = pd.DataFrame(rows)
         gi = gi.pivot_table(index="start", columns="zone", values="carbon_intensity_g_per_kwh")

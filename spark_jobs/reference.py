@@ -8,7 +8,6 @@ It consumes the topic incrementally in the driver, so a micro-batch never re-rea
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import logging
@@ -26,9 +25,6 @@ log = logging.getLogger(__name__)
 SLOT_S = 300
 KIND_RANK = {"actual": 0, "forecast": 1, "fallback": 2}
 FALLBACK_TABLE = REPO_ROOT / "data" / "zone_averages.csv"
-# Used only when data/zone_averages.csv lacks WORLD. Ember, "Global Electricity Review 2023":
-# carbon intensity of global electricity generation in 2022, 436 gCO2/kWh.
-WORLD_DEFAULT_G_PER_KWH = 436.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +138,20 @@ def slot_rows(segments: Iterable[Segment]) -> list[tuple[str, int, int, int, flo
 
 
 def load_fallback_table(path: Path = FALLBACK_TABLE) -> dict[str, tuple[float, str]]:
-    """zone -> (annual average g/kWh, cited source). Always has WORLD."""
-    table: dict[str, tuple[float, str]] = {}
-    if path.exists():
-        with open(path, encoding="utf-8") as fh:
-            rows = csv.DictReader(line for line in fh if not line.startswith("#"))
-            for row in rows:
-                src = f"{row.get('source', '')} ({row.get('year', '')})".strip()
-                table[row["zone"].strip().upper()] = (float(row["carbon_intensity_g_per_kwh"]), src)
-    table.setdefault("WORLD", (WORLD_DEFAULT_G_PER_KWH, "Ember Global Electricity Review 2023"))
+    """zone -> (annual average g/kWh, cited source), from the static provider's own table.
+
+    The job needs WORLD as its last resort: a table without it is a configuration error.
+    """
+    from carbonpipe.config import ConfigError
+    from carbonpipe.intensity.static import load_zone_averages
+
+    table = {z: (a.carbon_intensity_g_per_kwh, f"{a.source} ({a.year})")
+             for z, a in load_zone_averages(path).items()}  # fmt: skip
+    if "WORLD" not in table:
+        raise ConfigError(
+            f"CARBONPIPE_ZONE_AVERAGES_PATH: {path} has no WORLD row; the streaming job needs "
+            "it as the last-resort intensity (see data/zone_averages.csv for the format)"
+        )
     return table
 
 

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -73,7 +74,7 @@ class BatchProcessor:
         self.feed = IntensityFeed(settings)
         self._slots_version = -1
         self._slots: DataFrame | None = None
-        fb = load_fallback_table()
+        fb = load_fallback_table(settings.zone_averages_path)
         self.world_g_per_kwh = fb["WORLD"][0]
         self.fallback = self._local_df(
             [(z, v, s) for z, (v, s) in fb.items()],
@@ -81,7 +82,7 @@ class BatchProcessor:
         )
         self.query_id: str | None = None
         self.last_stats: dict[str, Any] = {}
-        self.history: list[dict[str, Any]] = []
+        self.history: deque[dict[str, Any]] = deque(maxlen=100)  # bounded: runs for months
 
     # ------------------------------------------------------------------ reference data
     def _local_df(self, rows: list[tuple[Any, ...]], ddl: str) -> DataFrame:
