@@ -120,30 +120,80 @@ def kafka_read_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
     return {"wall_s": wall, "events_per_s": n / wall}
 
 
-def bare_rate(spark: Any, files: Path, window_s: int) -> dict[str, Any]:
+def _bare_query(spark: Any, raw: Any, window_s: int) -> None:
+    """from_json + the job's windows, no validation, no join, no sink (Spark's bare rate)."""
     from pyspark.sql import functions as F
 
     from spark_jobs import transforms as T
+
+    parsed = T.parse(raw).withColumn("ts", T.event_time(F.col("e.timestamp")))
+    parsed = parsed.withColumn("ts_s", F.unix_timestamp("ts"))
+    ev = T.normalise(parsed)
+    ev = (
+        ev.withColumn("co2_g", F.col("energy_kwh") * F.lit(300.0))
+        .withColumn("intensity_kind", F.lit("actual"))
+        .withColumn("intensity_provider", F.lit("trace"))
+    )
+    T.windows(ev, window_s).write.format("noop").mode("overwrite").save()
+
+
+def bare_rate(spark: Any, files: Path, window_s: int) -> dict[str, Any]:
+    from pyspark.sql import functions as F
 
     def job() -> None:
         raw = spark.read.text(str(files)).select(
             F.lit("f").alias("topic"), F.lit(0).alias("partition"), F.lit(0).alias("offset"),
             F.col("value").cast("binary").alias("value"),
         )  # fmt: skip
-        parsed = T.parse(raw).withColumn("ts", F.try_to_timestamp(F.col("e.timestamp")))
-        parsed = parsed.withColumn("ts_s", F.unix_timestamp("ts"))
-        ev = T.normalise(parsed)
-        ev = (
-            ev.withColumn("co2_g", F.col("energy_kwh") * F.lit(300.0))
-            .withColumn("intensity_kind", F.lit("actual"))
-            .withColumn("intensity_provider", F.lit("trace"))
-        )
-        T.windows(ev, window_s).write.format("noop").mode("overwrite").save()
+        _bare_query(spark, raw, window_s)
 
-    job()  # warm-up (JIT, file listing), as the streaming side is warm after its first batch
+    job()  # warm-up (JIT, file listing); the pipeline is measured warm too
     t = time.perf_counter()
     job()
     return {"wall_s": time.perf_counter() - t}
+
+
+def bare_from_kafka_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
+    """The bare query reading the topic instead of the file (same split of the log as the
+    job): the ceiling of any pipeline that reads Kafka on this machine, before it validates,
+    joins or writes anything."""
+    from spark_jobs.stream import min_partitions
+
+    def job() -> None:
+        raw = (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+            .option("subscribe", settings.metrics_topic)
+            .option("startingOffsets", "earliest")
+            .option("endingOffsets", "latest")
+            .option("minPartitions", str(min_partitions(spark, settings)))
+            .option("kafka.max.partition.fetch.bytes", str(16 << 20))
+            .option("kafka.fetch.max.bytes", str(64 << 20))
+            .load()
+        )
+        _bare_query(spark, raw, settings.window_s)
+
+    job()
+    t = time.perf_counter()
+    job()
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "events_per_s": n / wall}
+
+
+def cleanup(settings: Any, dbs: list[str]) -> None:
+    """Drops what the run created (topics, databases); the temp folder goes with the OS."""
+    from kafka.admin import KafkaAdminClient
+    from pymongo import MongoClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        admin.delete_topics([settings.metrics_topic, settings.intensity_topic, settings.dlq_topic])
+    finally:
+        admin.close()
+    client: Any = MongoClient(settings.effective_mongo_uri)
+    for db in dbs:
+        client.drop_database(db)
+    client.close()
 
 
 def main() -> int:
@@ -161,12 +211,12 @@ def main() -> int:
         "cold_store_uri": str(tmp / "cold"), "checkpoint_uri": str(tmp / "cp"),
         "max_offsets_per_trigger": args.batch, "spark_driver_memory": "4g",
     })  # fmt: skip
-    print(f"[bench 1/4] services (Kafka, MongoDB default) and topics {settings.metrics_topic}")
+    print(f"[bench 1/5] services (Kafka, MongoDB default) and topics {settings.metrics_topic}")
     stack.ensure_built(settings)
     stack.start_kafka(settings)
     stack.start_mongo(settings)
     stack.create_topics(settings)
-    print(f"[bench 2/4] generating {args.events:,} events and preloading them into Kafka")
+    print(f"[bench 2/5] generating {args.events:,} events and preloading them into Kafka")
     events = make_events(args.events, args.runs)
     files = tmp / "events"
     files.mkdir()
@@ -178,50 +228,64 @@ def main() -> int:
     spark = build_session(settings, "carbonpipe-bench")
     produce_s = preload(spark, settings, files)
     print(f"      preloaded in {produce_s:.1f} s")
-    print("[bench 3/4] streaming job drains the topic into MongoDB and Parquet")
     logging.basicConfig(level=logging.INFO, format="      %(message)s")
-    pipe = pipeline_rate(spark, settings, n)
-    print("[bench 3b/4] again with the per-event cold store off (window partials only)")
-    lean_settings = settings.model_copy(update={
-        "cold_events": False, "mongo_db": settings.mongo_db + "_lean",
-        "cold_store_uri": str(tmp / "cold_lean"), "checkpoint_uri": str(tmp / "cp_lean"),
-    })  # fmt: skip
-    lean = pipeline_rate(spark, lean_settings, n)
-    print("[bench 4/4] Spark's bare rate on the same events from files (from_json + windows),")
-    print("           and the Kafka source alone on the same topic")
+
+    def variant(name: str, **update: Any) -> Any:
+        return settings.model_copy(update={
+            "mongo_db": f"{settings.mongo_db}_{name}", "cold_store_uri": str(tmp / name / "cold"),
+            "checkpoint_uri": str(tmp / name / "cp"), **update,
+        })  # fmt: skip
+
+    print("[bench 3/5] warm-up: the streaming job drains the topic once, not measured (JIT)")
+    pipeline_rate(spark, variant("warmup"), n)
+    print("[bench 4/5] the streaming job (default settings) drains the topic into MongoDB and")
+    print("           Parquet window partials; then again with the per-event Parquet archive")
+    pipe = pipeline_rate(spark, variant("default"), n)
+    archive = pipeline_rate(spark, variant("archive", cold_events=True), n)
+    print("[bench 5/5] Spark's bare rate on the same events from files (from_json + windows),")
+    print("           the same bare query reading the topic, and the Kafka source alone")
     bare = bare_rate(spark, files, settings.window_s)
     bare["events_per_s"] = n / bare["wall_s"]
+    bare_kafka = bare_from_kafka_rate(spark, settings, n)
     kafka_only = kafka_read_rate(spark, settings, n)
+    cleanup(settings, [f"{settings.mongo_db}_{v}" for v in ("warmup", "default", "archive")])
     ratio = pipe["events_per_s"] / bare["events_per_s"]
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "events": n, "runs": args.runs, "max_offsets_per_trigger": args.batch,
-        "pipeline": pipe, "pipeline_without_event_parquet": lean, "bare": bare,
-        "kafka_source_only": kafka_only,
-        "ratio_to_bare": ratio, "ratio_to_bare_without_event_parquet": lean["events_per_s"]
-        / bare["events_per_s"],
+        "pipeline": pipe, "pipeline_with_event_archive": archive, "bare": bare,
+        "bare_query_from_kafka": bare_kafka, "kafka_source_only": kafka_only,
+        "ceiling_ratio_kafka_to_files": bare_kafka["events_per_s"] / bare["events_per_s"],
+        "ratio_to_bare": ratio,
+        "ratio_to_bare_with_event_archive": archive["events_per_s"] / bare["events_per_s"],
         "targets": {"events_per_s": 100_000, "ratio_to_bare": 0.8},
         "note": "pipeline rate = events / sum of micro-batch trigger durations (Kafka read, "
                 "validation, DLQ, intensity join, Parquet and MongoDB writes); wall includes "
-                "query start-up. Bare = batch read of the same JSON from files.",
+                "query start-up. Both sides are measured warm (the pipeline after one "
+                "unmeasured drain of the same topic, the bare query after one run). Bare = "
+                "batch read of the same JSON from files; bare_query_from_kafka = the same "
+                "query reading the topic.",
     }  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2))
     rows = [
         ("streaming pipeline (busy)", pipe["events_per_s"], pipe["busy_s"]),
         ("streaming pipeline (wall)", pipe["events_per_s_wall"], pipe["wall_s"]),
-        ("pipeline, no event Parquet", lean["events_per_s"], lean["busy_s"]),
+        ("pipeline + event archive", archive["events_per_s"], archive["busy_s"]),
         ("bare Spark (files, noop)", bare["events_per_s"], bare["wall_s"]),
+        ("bare query reading Kafka", bare_kafka["events_per_s"], bare_kafka["wall_s"]),
         ("Kafka source alone (noop)", kafka_only["events_per_s"], kafka_only["wall_s"]),
     ]
     print(f"\n  {'':<28}{'events/s':>12}{'seconds':>10}")
     for name, rate, secs in rows:
         print(f"  {name:<28}{rate:>12,.0f}{secs:>10.1f}")
     print(
-        f"  ratio pipeline/bare: {ratio:.2f}; without event Parquet: "
-        f"{lean['events_per_s'] / bare['events_per_s']:.2f}  (targets: >= 100,000/s, >= 0.80)"
+        f"  ratio pipeline/bare: {ratio:.2f}; with the event archive: "
+        f"{archive['events_per_s'] / bare['events_per_s']:.2f}  (targets: >= 100,000/s, >= 0.80)"
     )
+    print(f"  ceiling for any Kafka reader (bare query from Kafka / from files): "
+          f"{bare_kafka['events_per_s'] / bare['events_per_s']:.2f}")
     print(f"  {pipe['window_docs']:,} window documents in MongoDB; bench/results/pipeline.json")
     spark.stop()
     return 0

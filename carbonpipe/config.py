@@ -54,7 +54,13 @@ class Settings(BaseSettings):
     max_offsets_per_trigger: int = 2_000_000
     shuffle_partitions: int = 2
     spark_driver_memory: str = "2g"
-    cold_events: bool = True  # per-event Parquet; False keeps only window partials (faster)
+    # Per-event Parquet archive beside the window partials. Off by default: it doubles the
+    # job's cost per event (bench/results/pipeline.json), and Kafka keeps the events.
+    cold_events: bool = False
+    # Spark tasks per micro-batch read of the log; 0 = Kafka partitions x Spark's default
+    # parallelism, so every core gets an equal share (3 partitions on 2 cores otherwise leave
+    # one core idle for a third of each batch).
+    kafka_min_partitions: int = 0
     spark_jars_dir: Path | None = None  # default: <home>/jars/spark
 
     # --- collector ------------------------------------------------------------------------

@@ -29,7 +29,8 @@ def cold_session(settings: Settings) -> SparkSession:
         ("window_partials", windows_path(settings)),
     ):
         try:
-            spark.read.parquet(path).createOrReplaceTempView(name)
+            # mergeSchema: partials written by older versions lack some columns
+            spark.read.option("mergeSchema", "true").parquet(path).createOrReplaceTempView(name)
             found.append(name)
         except Exception as exc:
             if "PATH_NOT_FOUND" not in str(exc) and "UNABLE_TO_INFER_SCHEMA" not in str(exc):

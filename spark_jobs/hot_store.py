@@ -238,12 +238,17 @@ class HotStore:
     """The pymongo edge. Collections: windows, runs, stats (versioned), intensity, job_state."""
 
     GC_EVERY = 20  # batches between deletions of superseded versions
+    CHUNK = 2000  # documents per insert_many
 
-    def __init__(self, uri: str, db: str) -> None:
+    def __init__(self, uri: str, db: str, write_threads: int = 2) -> None:
         from pymongo import MongoClient
 
         self._client: Any = MongoClient(uri, serverSelectionTimeoutMS=10_000, tz_aware=True)
         self.db = self._client[db]
+        # Chunks go to the server over this many connections at once: the embedded FerretDB
+        # spends most of an insert converting documents, which runs in parallel (measured:
+        # 16,800 window documents in 4.6 s over one connection, 3.0 s over two).
+        self.write_threads = max(1, write_threads)
         self._versions: dict[str, Versions] | None = None
         self._batches = 0
 
@@ -259,15 +264,26 @@ class HotStore:
         return versions
 
     def _insert(self, coll: str, docs: list[dict[str, Any]]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from pymongo.errors import BulkWriteError
 
-        for i in range(0, len(docs), 5000):
+        def one(chunk: list[dict[str, Any]]) -> None:
             try:
-                self.db[coll].insert_many(docs[i : i + 5000], ordered=False)
+                self.db[coll].insert_many(chunk, ordered=False)
             except BulkWriteError as exc:  # duplicate key = already written by this batch
                 other = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
                 if other:
                     raise
+
+        chunks = [docs[i : i + self.CHUNK] for i in range(0, len(docs), self.CHUNK)]
+        if len(chunks) <= 1 or self.write_threads == 1:
+            for chunk in chunks:
+                one(chunk)
+            return
+        with ThreadPoolExecutor(self.write_threads) as pool:
+            for _ in pool.map(one, chunks):  # re-raises the first failure
+                pass
 
     def _apply(
         self, coll: str, parts: Mapping[str, Mapping[str, Any]], merge: Any, batch_id: int

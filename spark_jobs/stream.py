@@ -51,18 +51,6 @@ def windows_path(settings: Settings) -> str:
     return settings.cold_uri.rstrip("/") + "/windows"
 
 
-WINDOW_VALUE_COLUMNS = (
-    "energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "measured_kwh", "estimated_kwh", "co2_g",
-    "fallback_kwh", "forecast_kwh", "covered_s", "n_events", "first_ts_s", "last_ts_s",
-)  # fmt: skip
-WINDOW_PARTIALS_DDL = (
-    "run_id string, user_id string, model_name string, host string, zone string, "
-    "window_start_s long, energy_kwh double, cpu_kwh double, gpu_kwh double, ram_kwh double, "
-    "measured_kwh double, estimated_kwh double, co2_g double, fallback_kwh double, "
-    "forecast_kwh double, covered_s double, n_events long, first_ts_s long, last_ts_s long"
-)
-
-
 class BatchProcessor:
     """``foreachBatch`` body. Holds the reference tables and the sinks between batches."""
 
@@ -149,7 +137,10 @@ class BatchProcessor:
 
         prior = self.state.before(batch_id)
         watermark = prior.watermark(self.settings.lateness_s)
-        checked = T.with_reason(T.parse(df), watermark)
+        lap("state")
+        slots = self.slots()
+        lap("reference")
+        checked = T.check(T.parse(df), watermark)
         obs = Observation(f"batch_{batch_id}")
         valid_ts = F.when(F.col("reason").isNull(), F.col("ts_s"))
         observed = checked.observe(
@@ -161,42 +152,45 @@ class BatchProcessor:
         )
         enriched = T.with_intensity(
             T.normalise(observed.filter(F.col("reason").isNull())),
-            self.slots(),
+            slots,
             self.fallback,
             self.world_g_per_kwh,
         )
-        lap("reference")
+        lap("plan")
         if self.settings.cold_events:
             self._parquet(enriched, batch_id)
             lap("parse_validate_parquet")
             m = obs.get
-            rows = []
+            events = None
             if m["max_ts_s"] is not None:
                 events = self._events_of_batch(batch_id, m["min_ts_s"], m["max_ts_s"])
-                rows = fold_windows(
-                    r.asDict() for r in T.windows(events, self.settings.window_s).collect()
-                )
         else:
-            rows = fold_windows(
-                r.asDict() for r in T.windows(enriched, self.settings.window_s).collect()
-            )
-            m = obs.get
+            events, m = enriched, None
+        rows: list[dict[str, Any]] = []
+        if events is not None:
+            # One job: the windows are computed, kept in memory and written to Parquet as
+            # they are (partials per window and provider); the driver folds the same rows.
+            partials = T.windows(events, self.settings.window_s).persist()
+            try:
+                self._parquet_windows(partials, batch_id)
+                lap("windows_parquet")
+                rows = fold_windows(r.asDict() for r in partials.collect())
+            finally:
+                partials.unpersist()
+        m = m or obs.get
         lap("windows")
         counts: dict[str, int] = {}
         n_valid = int(m["n"]) - int(m["n_invalid"])
         if n_valid:
             counts["valid"] = n_valid
         if m["n_invalid"]:
-            invalid = checked.filter(F.col("reason").isNotNull())
+            invalid = T.explain_rejects(checked.filter(F.col("reason").isNotNull()))
             self._dead_letter(invalid, batch_id)
             for row in invalid.groupBy("reason").count().collect():
                 counts[row["reason"]] = int(row["count"])
         lap("dead_letters")
         for r in rows:
             r["window_s"] = self.settings.window_s
-        if rows:
-            self._parquet_windows(rows, batch_id)
-        lap("parquet_windows")
         max_ts = prior.max_event_ts_s
         if m["max_ts_s"] is not None:
             max_ts = m["max_ts_s"] if max_ts is None else max(max_ts, m["max_ts_s"])
@@ -266,12 +260,11 @@ class BatchProcessor:
             .withColumn("ts_s", F.unix_timestamp("ts"))
         )
 
-    def _parquet_windows(self, rows: list[dict[str, Any]], batch_id: int) -> None:
+    def _parquet_windows(self, partials: DataFrame, batch_id: int) -> None:
         """Window partials of this batch (deltas: a window's total is the sum over batches)."""
-        cols = [*T.WINDOW_KEYS, *WINDOW_VALUE_COLUMNS]
-        table = self._local_df([tuple(r.get(c) for c in cols) for r in rows], WINDOW_PARTIALS_DDL)
         (
-            table.withColumn("date", F.to_date(F.timestamp_seconds("window_start_s")))
+            partials.withColumn("window_s", F.lit(self.settings.window_s))
+            .withColumn("date", F.to_date(F.timestamp_seconds("window_start_s")))
             .withColumn("batch_id", F.lit(batch_id))
             .coalesce(1)
             .write.mode("overwrite")
@@ -307,6 +300,12 @@ def checkpoint_path(settings: Settings) -> str:
     return settings.checkpoints.rstrip("/") + "/stream"
 
 
+def min_partitions(spark: SparkSession, settings: Settings) -> int:
+    if settings.kafka_min_partitions > 0:
+        return settings.kafka_min_partitions
+    return settings.metrics_partitions * spark.sparkContext.defaultParallelism
+
+
 def start(
     spark: SparkSession, settings: Settings, processor: BatchProcessor, available_now: bool = False
 ) -> Any:
@@ -324,6 +323,7 @@ def start(
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "false")
         .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+        .option("minPartitions", str(min_partitions(spark, settings)))
         # Bigger fetches: about 30 % more events/s from the broker on a small machine.
         .option("kafka.max.partition.fetch.bytes", str(16 << 20))
         .option("kafka.fetch.max.bytes", str(64 << 20))

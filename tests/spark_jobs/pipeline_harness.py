@@ -17,6 +17,7 @@ from carbonpipe.config import REPO_ROOT, Settings
 ENV_FIELDS = (
     "kafka_bootstrap_servers", "metrics_topic", "intensity_topic", "dlq_topic", "mongo_db",
     "cold_store_uri", "checkpoint_uri", "trigger_s", "lateness_s", "window_s", "home",
+    "cold_events",
 )  # fmt: skip
 
 

@@ -190,17 +190,23 @@ def assert_totals(settings: Settings, cold: Path, events: list[dict[str, Any]]) 
     for run_id, (kwh, g, n) in exp_r.items():
         d = runs[run_id]
         assert close(d["energy_kwh"], kwh) and close(d["co2_g"], g) and d["n_events"] == n, d
-    pw, pr, rows = parquet_totals(cold)
-    assert set(pw) == set(exp_w) and set(pr) == set(exp_r)
-    for k, (kwh, g, n) in exp_w.items():
-        assert close(pw[k][0], kwh) and close(pw[k][1], g) and pw[k][2] == n, (k, pw[k])
-    # the cold window partials (per-batch deltas) sum to the same totals
     import pyarrow.dataset as ds
 
-    parts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    for r in (
+    if settings.cold_events:  # the per-event archive holds every valid event once
+        pw, pr, rows = parquet_totals(cold)
+        assert set(pw) == set(exp_w) and set(pr) == set(exp_r)
+        for k, (kwh, g, n) in exp_w.items():
+            assert close(pw[k][0], kwh) and close(pw[k][1], g) and pw[k][2] == n, (k, pw[k])
+        assert {r["intensity_kind"] for r in rows if r["run_id"] == "run-c"} == {"fallback"}
+        assert {r["intensity_provider"] for r in rows if r["run_id"] == "run-a"} == {"test"}
+    else:
+        assert not (cold / "events").exists()
+    # the cold window partials (per-batch deltas) sum to the same totals
+    partials = (
         ds.dataset(cold / "windows", format="parquet", partitioning="hive").to_table().to_pylist()
-    ):
+    )
+    parts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for r in partials:
         acc = parts[(r["run_id"], r["window_start_s"])]
         acc[0] += r["energy_kwh"]
         acc[1] += r["co2_g"]
@@ -208,18 +214,23 @@ def assert_totals(settings: Settings, cold: Path, events: list[dict[str, Any]]) 
     assert set(parts) == set(exp_w)
     for k, (kwh, g, n) in exp_w.items():
         assert close(parts[k][0], kwh) and close(parts[k][1], g) and parts[k][2] == n, (k, parts[k])
-    # provenance travels with the figures
-    assert {r["intensity_kind"] for r in rows if r["run_id"] == "run-c"} == {"fallback"}
-    assert {r["intensity_provider"] for r in rows if r["run_id"] == "run-a"} == {"test"}
+    # provenance travels with the figures, in the partials too
+    assert {r["intensity_provider"] for r in partials if r["run_id"] == "run-c"} == {"static"}
+    assert all(
+        close(r["fallback_kwh"], r["energy_kwh"]) for r in partials if r["run_id"] == "run-c"
+    )
+    assert {r["intensity_provider"] for r in partials if r["run_id"] == "run-a"} == {"test"}
     assert runs["run-a"]["method"] == "mixed" and runs["run-c"]["method"] == "estimated"
 
 
-@pytest.fixture()
-def pipeline(unique_topics: Settings, tmp_path: Path) -> Settings:
+@pytest.fixture(params=[False, True], ids=["default", "event-archive"])
+def pipeline(unique_topics: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The default job (window partials in Parquet), and with the per-event archive on."""
     return unique_topics.model_copy(update={
         "cold_store_uri": str(tmp_path / "cold"),
         "checkpoint_uri": str(tmp_path / "checkpoints"),
         "trigger_s": 1.0,
+        "cold_events": request.param,
     })  # fmt: skip
 
 
@@ -302,7 +313,12 @@ def check_commands(s: Settings, events: list[dict[str, Any]]) -> None:
     users = {u["user_id"]: u for u in cli("users", "--json")}
     assert close(users["alice"]["co2_g"], exp_r["run-a"][1])
     assert close(users["bob"]["co2_g"], exp_r["run-b"][1] + exp_r["run-c"][1])
-    rows = cli("sql", "SELECT run_id, SUM(co2_g) AS g, COUNT(*) AS n FROM events GROUP BY run_id",
-               "--json")  # fmt: skip
+    query = (
+        "SELECT run_id, SUM(co2_g) AS g, COUNT(*) AS n FROM events GROUP BY run_id"
+        if s.cold_events
+        else "SELECT run_id, SUM(co2_g) AS g, SUM(n_events) AS n FROM windows GROUP BY run_id"
+    )
+    rows = cli("sql", query, "--json")
+    assert {r["run_id"] for r in rows} == set(exp_r)
     for r in rows:
         assert close(r["g"], exp_r[r["run_id"]][1]) and r["n"] == exp_r[r["run_id"]][2]
