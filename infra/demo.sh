@@ -52,7 +52,7 @@ cat <<MSG
 
   dashboard   http://localhost:$PORT
   runs        .venv/bin/carbonpipe runs        (add --json for scripts)
-  analytics   .venv/bin/carbonpipe sql "SELECT run_id, SUM(co2_g) FROM events GROUP BY run_id"
+  analytics   .venv/bin/carbonpipe sql "SELECT run_id, SUM(co2_g) FROM windows GROUP BY run_id"
   logs        .carbonpipe/logs/
   stop        make stop
 MSG

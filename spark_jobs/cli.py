@@ -16,11 +16,25 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """Runs Spark SQL over the Parquet cold store: tables ``events`` and view ``windows``."""
+    """Runs Spark SQL over the Parquet cold store: view ``windows``, table ``window_partials``
+    and, where the per-event archive is on, table ``events``."""
+    from pyspark.errors import AnalysisException
+
+    from carbonpipe.config import ConfigError
     from spark_jobs.analytics import cold_session
 
     spark = cold_session(get_settings())
-    return [r.asDict(recursive=True) for r in spark.sql(query).limit(limit).collect()]
+    try:
+        return [r.asDict(recursive=True) for r in spark.sql(query).limit(limit).collect()]
+    except AnalysisException as exc:
+        if "TABLE_OR_VIEW_NOT_FOUND" in str(exc) and "`events`" in str(exc):
+            raise ConfigError(
+                "table `events` is empty: the per-event archive is off by default. Query "
+                "`windows` (1-minute totals) instead, or set CARBONPIPE_COLD_EVENTS=true for the "
+                "streaming job (events from then on, or all of them after `carbonpipe stream "
+                "--rebuild`)"
+            ) from None
+        raise
 
 
 def _sql(args: argparse.Namespace) -> int:
@@ -44,7 +58,8 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=_stream)
     q = sub.add_parser(
-        "sql", help="Spark SQL over the Parquet cold store (tables: events, windows)"
+        "sql",
+        help="Spark SQL over the Parquet cold store (windows; events if archived)",
     )
     q.add_argument("query")
     q.add_argument("--json", action="store_true")

@@ -89,43 +89,50 @@ def check(parsed: DataFrame, watermark_epoch_s: float | None = None) -> DataFram
     # One select per step (not a withColumn each): PySpark analyses the whole plan again for
     # every new DataFrame, and with this many expressions that cost ~1 s per micro-batch.
     df = parsed.select("*", ts.alias("ts"), F.unix_timestamp(ts).alias("ts_s"))
-    region = F.coalesce(F.col("e.region"), F.col("e.region_iso"))
+    return df.select("*", F.expr(reason_sql(watermark_epoch_s)).alias("reason"))
 
-    checks: list[tuple[Column, Column]] = [
-        (F.col("e").isNull() | F.col(f"e.{CORRUPT_COLUMN}").isNotNull(), F.lit(CORRUPT)),
+
+def _num(x: float) -> str:
+    return f"{float(x)!r}D"  # a double literal
+
+
+def reason_sql(watermark_epoch_s: float | None = None) -> str:
+    """The rules as one SQL ``CASE`` over ``e``, ``ts`` and ``ts_s``: one call into the JVM
+    instead of thousands of Column calls (~1 s per micro-batch), and a flat CASE generates
+    simpler code than nested ``when``s. Every label is a fixed string from this module."""
+    region = "coalesce(e.`region`, e.`region_iso`)"
+    checks: list[tuple[str, str]] = [
+        (f"e IS NULL OR e.`{CORRUPT_COLUMN}` IS NOT NULL", CORRUPT),
     ]
-    for name in REQUIRED:
-        checks.append((F.col(f"e.{name}").isNull(), F.lit(f"missing_field:{name}")))
-    checks.append((region.isNull() | (F.length(region) == 0), F.lit("missing_field:region")))
+    checks += [(f"e.`{name}` IS NULL", f"missing_field:{name}") for name in REQUIRED]
+    checks.append((f"{region} IS NULL OR length({region}) = 0", "missing_field:region"))
     for name in ("run_id", "user_id", "model_name"):
-        checks.append((F.length(F.col(f"e.{name}")) == 0, F.lit(f"empty_field:{name}")))
-    checks.append((F.col("ts").isNull(), F.lit("bad_timestamp")))
-    now_s = F.unix_timestamp(F.current_timestamp())
+        checks.append((f"length(e.`{name}`) = 0", f"empty_field:{name}"))
+    checks.append(("ts IS NULL", "bad_timestamp"))
     checks.append(
         (
-            (F.col("ts_s") < MIN_VALID_EPOCH_S) | (F.col("ts_s") > now_s + MAX_FUTURE_S),
-            F.lit("absurd_timestamp"),
+            f"ts_s < {MIN_VALID_EPOCH_S} OR "
+            f"ts_s > unix_timestamp(current_timestamp()) + {MAX_FUTURE_S}",
+            "absurd_timestamp",
         )
     )
     for rule in field_rules(_contract()):
-        c = F.col(f"e.{rule.name}")
+        c = f"e.`{rule.name}`"
         if rule.enum is not None:
-            checks.append((c.isNotNull() & ~c.isin(*rule.enum), F.lit(f"bad_value:{rule.name}")))
+            values = ", ".join("'" + v.replace("'", "''") + "'" for v in rule.enum)
+            checks.append((f"{c} IS NOT NULL AND {c} NOT IN ({values})", f"bad_value:{rule.name}"))
             continue
         if rule.minimum is not None:
             label = "negative_value" if rule.minimum == 0 else "out_of_range"
-            checks.append((c < rule.minimum, F.lit(f"{label}:{rule.name}")))
+            checks.append((f"{c} < {_num(rule.minimum)}", f"{label}:{rule.name}"))
         if rule.exclusive_minimum is not None:
-            checks.append((c <= rule.exclusive_minimum, F.lit(f"out_of_range:{rule.name}")))
+            checks.append((f"{c} <= {_num(rule.exclusive_minimum)}", f"out_of_range:{rule.name}"))
         if rule.maximum is not None:
-            checks.append((c > rule.maximum, F.lit(f"out_of_range:{rule.name}")))
+            checks.append((f"{c} > {_num(rule.maximum)}", f"out_of_range:{rule.name}"))
     if watermark_epoch_s is not None:
-        checks.append((F.col("ts_s") < F.lit(int(watermark_epoch_s)), F.lit("late")))
-
-    reason: Column = F.lit(None).cast("string")
-    for cond, label_col in reversed(checks):
-        reason = F.when(cond, label_col).otherwise(reason)
-    return df.select("*", reason.alias("reason"))
+        checks.append((f"ts_s < {int(watermark_epoch_s)}", "late"))
+    whens = " ".join(f"WHEN {cond} THEN '{label}'" for cond, label in checks)
+    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
 
 
 def explain_rejects(rejects: DataFrame) -> DataFrame:
@@ -145,53 +152,37 @@ def with_reason(parsed: DataFrame, watermark_epoch_s: float | None = None) -> Da
     return explain_rejects(check(parsed, watermark_epoch_s))
 
 
+# Flat event columns (SQL over the parsed struct ``e``): as expression text, one JVM call each.
+PLAIN = (
+    "run_id", "user_id", "model_name", "interval_s", "seq", "cpu_utilization_pct",
+    "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb", "disk_read_bytes",
+    "disk_write_bytes", "schedule_decision_id", "epoch", "step", "cpu_host_energy_j",
+)  # fmt: skip
+
+
 def normalise(valid: DataFrame) -> DataFrame:
     """Valid events -> flat typed columns with energies in J and kWh (legacy fields mapped)."""
-    e = "e."
-    cols: list[Column] = [
-        F.col("ts"),
-        F.col("ts_s"),
-        F.col(e + "run_id").alias("run_id"),
-        F.col(e + "user_id").alias("user_id"),
-        F.col(e + "model_name").alias("model_name"),
-        F.coalesce(F.col(e + "host"), F.lit("unknown")).alias("host"),
-        F.upper(F.coalesce(F.col(e + "region"), F.col(e + "region_iso"))).alias("zone"),
-        F.col(e + "interval_s").alias("interval_s"),
-        F.col(e + "seq").alias("seq"),
-        F.coalesce(F.col(e + "event_type"), F.lit("sample")).alias("event_type"),
-        F.col(e + "cpu_utilization_pct").alias("cpu_utilization_pct"),
-        F.col(e + "gpu_utilization_pct").alias("gpu_utilization_pct"),
-        F.col(e + "gpu_mem_used_mb").alias("gpu_mem_used_mb"),
-        F.col(e + "ram_used_mb").alias("ram_used_mb"),
-        F.coalesce(
-            F.col(e + "net_sent_bytes"), (F.col(e + "net_sent_mb") * 1_000_000).cast("long")
-        ).alias("net_sent_bytes"),
-        F.coalesce(
-            F.col(e + "net_recv_bytes"), (F.col(e + "net_recv_mb") * 1_000_000).cast("long")
-        ).alias("net_recv_bytes"),
-        F.col(e + "disk_read_bytes").alias("disk_read_bytes"),
-        F.col(e + "disk_write_bytes").alias("disk_write_bytes"),
-        F.col(e + "grid_carbon_intensity_g_per_kwh").alias("reported_g_per_kwh"),
-        F.col(e + "schedule_decision_id").alias("schedule_decision_id"),
-        F.col(e + "epoch").alias("epoch"),
-        F.col(e + "step").alias("step"),
-        F.col(e + "cpu_host_energy_j").alias("cpu_host_energy_j"),
-        F.col("src_partition"),
-        F.col("src_offset"),
-    ]
+    cols = [
+        "ts", "ts_s", *(f"e.`{c}` AS {c}" for c in PLAIN),
+        "coalesce(e.host, 'unknown') AS host",
+        "upper(coalesce(e.region, e.region_iso)) AS zone",
+        "coalesce(e.event_type, 'sample') AS event_type",
+        "coalesce(e.net_sent_bytes, CAST(e.net_sent_mb * 1000000 AS BIGINT)) AS net_sent_bytes",
+        "coalesce(e.net_recv_bytes, CAST(e.net_recv_mb * 1000000 AS BIGINT)) AS net_recv_bytes",
+        "e.grid_carbon_intensity_g_per_kwh AS reported_g_per_kwh",
+        "src_partition", "src_offset",
+    ]  # fmt: skip
     for dev in DEVICES:
-        energy = F.coalesce(
-            F.col(f"{e}{dev}_energy_j"), F.col(f"{e}{dev}_power_w") * F.col(e + "interval_s")
-        )
-        cols.append(energy.alias(f"{dev}_energy_j"))
+        energy = f"coalesce(e.{dev}_energy_j, e.{dev}_power_w * e.interval_s)"
+        cols.append(f"{energy} AS {dev}_energy_j")
         cols.append(
-            F.when(energy.isNull(), F.lit(None))
-            .otherwise(F.coalesce(F.col(f"{e}{dev}_method"), F.lit("unknown")))
-            .alias(f"{dev}_method")
+            f"CASE WHEN {energy} IS NULL THEN NULL "
+            f"ELSE coalesce(e.{dev}_method, 'unknown') END AS {dev}_method"
         )
-    df = valid.select(*cols)
-    total = sum((F.coalesce(F.col(f"{d}_energy_j"), F.lit(0.0)) for d in DEVICES), F.lit(0.0))
-    return df.select("*", total.alias("energy_j"), (total / J_PER_KWH).alias("energy_kwh"))
+    total = " + ".join(f"coalesce({d}_energy_j, 0D)" for d in DEVICES)
+    return valid.selectExpr(*cols).selectExpr(
+        "*", f"{total} AS energy_j", f"({total}) / {J_PER_KWH!r}D AS energy_kwh"
+    )
 
 
 def with_intensity(
@@ -252,46 +243,39 @@ def windows(enriched: DataFrame, window_s: int) -> DataFrame:
     One row per window *and* intensity provider / schedule decision: fold them with
     ``spark_jobs.hot_store.fold_windows``.
     """
-    kwh = F.col("energy_kwh")
 
-    def dev_kwh(dev: str) -> Column:
-        return F.coalesce(F.col(f"{dev}_energy_j"), F.lit(0.0)) / J_PER_KWH
+    def dev_kwh(dev: str) -> str:
+        return f"coalesce({dev}_energy_j, 0D) / {J_PER_KWH!r}D"
 
-    def by_method(method: str) -> Column:
-        parts = [
-            F.when(F.col(f"{d}_method") == method, dev_kwh(d)).otherwise(F.lit(0.0))
-            for d in DEVICES
-        ]
-        return parts[0] + parts[1] + parts[2]
+    def by_method(method: str) -> str:
+        return " + ".join(
+            f"CASE WHEN {d}_method = '{method}' THEN {dev_kwh(d)} ELSE 0D END" for d in DEVICES
+        )
 
+    def kind_kwh(kind: str) -> str:
+        return f"sum(CASE WHEN intensity_kind = '{kind}' THEN energy_kwh ELSE 0D END)"
+
+    aggs = {
+        "energy_kwh": "sum(energy_kwh)",
+        **{f"{d}_kwh": f"sum({dev_kwh(d)})" for d in DEVICES},
+        "measured_kwh": f"sum({by_method('measured')})",
+        "estimated_kwh": f"sum({by_method('estimated')})",
+        "co2_g": "sum(co2_g)",
+        "fallback_kwh": kind_kwh("fallback"),
+        "forecast_kwh": kind_kwh("forecast"),
+        "covered_s": "sum(interval_s)",
+        "n_events": "count(1)",
+        "first_ts_s": "min(ts_s)",
+        "last_ts_s": "max(ts_s)",
+        "min_seq": "min(seq)",
+        "max_seq": "max(seq)",
+        "sum_cpu_utilization_pct": "sum(cpu_utilization_pct)",
+        "max_gpu_mem_used_mb": "max(gpu_mem_used_mb)",
+        "max_ram_used_mb": "max(ram_used_mb)",
+        "ended": "max(CASE WHEN event_type = 'end' THEN 1 ELSE 0 END)",
+    }
     return (
-        enriched.withColumn(
-            "window_start_s", F.col("ts_s") - F.pmod(F.col("ts_s"), F.lit(window_s))
-        )
+        enriched.selectExpr("*", f"ts_s - pmod(ts_s, {int(window_s)}) AS window_start_s")
         .groupBy(*WINDOW_KEYS, *GROUP_EXTRA)
-        .agg(
-            F.sum(kwh).alias("energy_kwh"),
-            F.sum(dev_kwh("cpu")).alias("cpu_kwh"),
-            F.sum(dev_kwh("gpu")).alias("gpu_kwh"),
-            F.sum(dev_kwh("ram")).alias("ram_kwh"),
-            F.sum(by_method("measured")).alias("measured_kwh"),
-            F.sum(by_method("estimated")).alias("estimated_kwh"),
-            F.sum("co2_g").alias("co2_g"),
-            F.sum(F.when(F.col("intensity_kind") == "fallback", kwh).otherwise(0.0)).alias(
-                "fallback_kwh"
-            ),
-            F.sum(F.when(F.col("intensity_kind") == "forecast", kwh).otherwise(0.0)).alias(
-                "forecast_kwh"
-            ),
-            F.sum("interval_s").alias("covered_s"),
-            F.count(F.lit(1)).alias("n_events"),
-            F.min("ts_s").alias("first_ts_s"),
-            F.max("ts_s").alias("last_ts_s"),
-            F.min("seq").alias("min_seq"),
-            F.max("seq").alias("max_seq"),
-            F.sum("cpu_utilization_pct").alias("sum_cpu_utilization_pct"),
-            F.max("gpu_mem_used_mb").alias("max_gpu_mem_used_mb"),
-            F.max("ram_used_mb").alias("max_ram_used_mb"),
-            F.max(F.when(F.col("event_type") == "end", F.lit(1)).otherwise(0)).alias("ended"),
-        )
+        .agg(*(F.expr(sql).alias(name) for name, sql in aggs.items()))
     )
