@@ -306,6 +306,19 @@ def min_partitions(spark: SparkSession, settings: Settings) -> int:
     return settings.metrics_partitions * spark.sparkContext.defaultParallelism
 
 
+def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
+    """How the job reads the log (the benchmark reads it the same way)."""
+    return {
+        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
+        "subscribe": settings.metrics_topic,
+        "startingOffsets": "earliest",
+        "minPartitions": str(min_partitions(spark, settings)),
+        # Bigger fetches: about 30 % more events/s from the broker on a small machine.
+        "kafka.max.partition.fetch.bytes": str(16 << 20),
+        "kafka.fetch.max.bytes": str(64 << 20),
+    }
+
+
 def start(
     spark: SparkSession, settings: Settings, processor: BatchProcessor, available_now: bool = False
 ) -> Any:
@@ -318,15 +331,9 @@ def start(
         )
     raw = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-        .option("subscribe", settings.metrics_topic)
-        .option("startingOffsets", "earliest")
+        .options(**source_options(spark, settings))
         .option("failOnDataLoss", "false")
         .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
-        .option("minPartitions", str(min_partitions(spark, settings)))
-        # Bigger fetches: about 30 % more events/s from the broker on a small machine.
-        .option("kafka.max.partition.fetch.bytes", str(16 << 20))
-        .option("kafka.fetch.max.bytes", str(64 << 20))
         .load()
     )
     writer = raw.writeStream.foreachBatch(processor).option("checkpointLocation", cp)
