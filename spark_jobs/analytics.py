@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from carbonpipe.config import ConfigError, Settings
 from spark_jobs.session import build_session
-from spark_jobs.stream import events_path, windows_path
+from spark_jobs.stream import events_path, uri_exists, windows_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -22,18 +22,26 @@ FROM window_partials GROUP BY run_id, user_id, model_name, host, zone, window_st
 
 
 def cold_session(settings: Settings) -> SparkSession:
+    import logging
+
     spark = build_session(settings, "carbonpipe-sql", kafka=False)
+    # A mistyped query is answered with the message alone (the CLI prints it), not with the
+    # JVM stack trace PySpark logs for every analysis error.
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     found = []
     for name, path in (
-        ("events", events_path(settings)),
+        ("events", events_path(settings)),  # only where the per-event archive is on
         ("window_partials", windows_path(settings)),
     ):
+        if not uri_exists(spark, path):
+            continue
         try:
             # mergeSchema: partials written by older versions lack some columns
             spark.read.option("mergeSchema", "true").parquet(path).createOrReplaceTempView(name)
             found.append(name)
         except Exception as exc:
-            if "PATH_NOT_FOUND" not in str(exc) and "UNABLE_TO_INFER_SCHEMA" not in str(exc):
+            if "UNABLE_TO_INFER_SCHEMA" not in str(exc):  # a folder without files yet
                 raise
     if "window_partials" not in found:
         raise ConfigError(

@@ -253,7 +253,7 @@ class BatchProcessor:
         last = datetime.fromtimestamp(max_ts_s, timezone.utc).date()
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         paths = [f"{base}/date={d.isoformat()}/batch_id={batch_id}" for d in days]
-        paths = [p for p in paths if _exists(self.spark, p)]
+        paths = [p for p in paths if uri_exists(self.spark, p)]
         return (
             self.spark.read.option("basePath", base)
             .parquet(*paths)
@@ -281,7 +281,7 @@ def _delete(spark: SparkSession, uri: str) -> None:
     path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)
 
 
-def _exists(spark: SparkSession, uri: str) -> bool:
+def uri_exists(spark: SparkSession, uri: str) -> bool:
     jvm: Any = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return bool(path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path))
@@ -323,7 +323,7 @@ def start(
     spark: SparkSession, settings: Settings, processor: BatchProcessor, available_now: bool = False
 ) -> Any:
     cp = checkpoint_path(settings)
-    if not _exists(spark, cp + "/offsets") and processor.state.any_query_id() is not None:
+    if not uri_exists(spark, cp + "/offsets") and processor.state.any_query_id() is not None:
         raise ConfigError(
             f"the hot store (CARBONPIPE_MONGO_DB={settings.mongo_db}) holds results of another "
             f"checkpoint but {cp} is empty: run `carbonpipe stream --rebuild` to replay the log "

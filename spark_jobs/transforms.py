@@ -96,6 +96,12 @@ def _num(x: float) -> str:
     return f"{float(x)!r}D"  # a double literal
 
 
+def _sql_string(value: str) -> str:
+    if not value.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"enum value {value!r} in {METRIC_EVENT_SCHEMA}: letters, digits, _ and -")
+    return f"'{value}'"
+
+
 def reason_sql(watermark_epoch_s: float | None = None) -> str:
     """The rules as one SQL ``CASE`` over ``e``, ``ts`` and ``ts_s``: one call into the JVM
     instead of thousands of Column calls (~1 s per micro-batch), and a flat CASE generates
@@ -119,7 +125,7 @@ def reason_sql(watermark_epoch_s: float | None = None) -> str:
     for rule in field_rules(_contract()):
         c = f"e.`{rule.name}`"
         if rule.enum is not None:
-            values = ", ".join("'" + v.replace("'", "''") + "'" for v in rule.enum)
+            values = ", ".join(_sql_string(v) for v in rule.enum)
             checks.append((f"{c} IS NOT NULL AND {c} NOT IN ({values})", f"bad_value:{rule.name}"))
             continue
         if rule.minimum is not None:
