@@ -117,15 +117,15 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ one micro-batch
     def __call__(self, df: DataFrame, batch_id: int) -> None:
-        """One micro-batch in at most three passes over it (the third only for bad input):
+        """One micro-batch, one pass over the log (plus one for bad input, plus one with the
+        per-event archive):
 
-        1. Kafka -> parse -> validate -> enrich -> Parquet events (cold); counts, newest event
-           time and date range come from ``observe`` during the same pass;
-        2. this batch's Parquet events read back (a few columns) -> window partials -> driver
-           -> MongoDB (hot) and Parquet windows;
-        3. only if some records were invalid: those records -> dead-letter topic, counted.
-        Without the per-event cold store (``CARBONPIPE_COLD_EVENTS=false``), pass 1 computes
-        the windows directly.
+        1. Kafka -> parse -> validate -> intensity -> window partials, kept in memory and
+           written to Parquet in the same job; counts and the batch's event-time range come
+           from ``observe`` during that pass; the driver folds the partials -> MongoDB (hot);
+        2. only if some records were invalid: those records -> dead-letter topic, counted;
+        with ``CARBONPIPE_COLD_EVENTS=true`` pass 1 writes the events to Parquet instead and
+        the windows come from reading this batch's events back (a few columns).
         """
         from pyspark.sql import Observation
 

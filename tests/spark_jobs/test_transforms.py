@@ -106,3 +106,30 @@ def test_intensity_is_exact_at_a_change_inside_a_slot(spark: Any) -> None:
     got = sorted((r["ts_s"], r["intensity_g_per_kwh"], r["intensity_kind"]) for r in df.collect())
     assert got == [(t0 + 129, 100.0, "actual"), (t0 + 130, 500.0, "forecast"),
                    (t0 + 7200, 436.0, "fallback")]  # fmt: skip
+
+
+def test_event_time_fast_path_agrees_with_the_general_parser(spark: Any) -> None:
+    """``...Z`` skips Spark's per-row zone lookup; every form must land on the same instant."""
+    from datetime import datetime, timezone
+
+    from pyspark.sql import functions as F
+
+    from spark_jobs import transforms as T
+
+    same_instant = [
+        "2025-10-14T14:25:23Z",
+        "2025-10-14T14:25:23+00:00",
+        "2025-10-14T16:25:23+02:00",
+        "2025-10-14T09:25:23-05:00",
+        "2025-10-14 14:25:23Z",
+    ]
+    df = spark.createDataFrame([(t,) for t in [*same_instant, "2025-10-14T14:25:23.250Z", "nope"]],
+                               "t string")  # fmt: skip
+    got = [
+        r["s"]
+        for r in df.select(F.unix_timestamp(T.event_time(F.col("t"))).alias("s")).collect()
+    ]
+    expected_s = int(datetime(2025, 10, 14, 14, 25, 23, tzinfo=timezone.utc).timestamp())
+    assert got[: len(same_instant)] == [expected_s] * len(same_instant)
+    assert got[-2] == expected_s  # fractional seconds, same second
+    assert got[-1] is None  # unparseable: null, reported as bad_timestamp by the rules
