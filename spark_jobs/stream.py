@@ -189,8 +189,6 @@ class BatchProcessor:
             for row in invalid.groupBy("reason").count().collect():
                 counts[row["reason"]] = int(row["count"])
         lap("dead_letters")
-        for r in rows:
-            r["window_s"] = self.settings.window_s
         max_ts = prior.max_event_ts_s
         if m["max_ts_s"] is not None:
             max_ts = m["max_ts_s"] if max_ts is None else max(max_ts, m["max_ts_s"])
@@ -263,8 +261,7 @@ class BatchProcessor:
     def _parquet_windows(self, partials: DataFrame, batch_id: int) -> None:
         """Window partials of this batch (deltas: a window's total is the sum over batches)."""
         (
-            partials.withColumn("window_s", F.lit(self.settings.window_s))
-            .withColumn("date", F.to_date(F.timestamp_seconds("window_start_s")))
+            partials.withColumn("date", F.to_date(F.timestamp_seconds("window_start_s")))
             .withColumn("batch_id", F.lit(batch_id))
             .coalesce(1)
             .write.mode("overwrite")

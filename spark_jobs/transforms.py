@@ -85,11 +85,17 @@ def check(parsed: DataFrame, watermark_epoch_s: float | None = None) -> DataFram
     whole-stage code generation for every event).
     ``watermark_epoch_s``: events older than this are ``late`` (beyond the allowed lateness).
     """
-    ts = event_time(F.col("e.timestamp"))
     # One select per step (not a withColumn each): PySpark analyses the whole plan again for
     # every new DataFrame, and with this many expressions that cost ~1 s per micro-batch.
-    df = parsed.select("*", ts.alias("ts"), F.unix_timestamp(ts).alias("ts_s"))
-    return df.select("*", F.expr(reason_sql(watermark_epoch_s)).alias("reason"))
+    return with_event_time(parsed).select(
+        "*", F.expr(reason_sql(watermark_epoch_s)).alias("reason")
+    )
+
+
+def with_event_time(parsed: DataFrame) -> DataFrame:
+    """Adds ``ts`` (timestamp) and ``ts_s`` (epoch seconds) from ``e.timestamp``."""
+    ts = event_time(F.col("e.timestamp"))
+    return parsed.select("*", ts.alias("ts"), F.unix_timestamp(ts).alias("ts_s"))
 
 
 def _num(x: float) -> str:
@@ -284,4 +290,5 @@ def windows(enriched: DataFrame, window_s: int) -> DataFrame:
         enriched.selectExpr("*", f"ts_s - pmod(ts_s, {int(window_s)}) AS window_start_s")
         .groupBy(*WINDOW_KEYS, *GROUP_EXTRA)
         .agg(*(F.expr(sql).alias(name) for name, sql in aggs.items()))
+        .select("*", F.lit(int(window_s)).alias("window_s"))
     )
