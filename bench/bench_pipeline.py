@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from carbonpipe import stack  # noqa: E402
-from carbonpipe.config import load_settings  # noqa: E402
-from carbonpipe.contracts import utc_iso  # noqa: E402
+from carbonpipe.core.config import load_settings  # noqa: E402
+from carbonpipe.core.timeutil import utc_iso  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ZONES = ("GB", "DE", "US-CAL-CISO", "FR")
@@ -79,7 +79,7 @@ def pipeline_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
     from spark_jobs import stream
     from spark_jobs.hot_store import HotStore
 
-    store = HotStore(settings.effective_mongo_uri, settings.mongo_db)
+    store = HotStore(settings.mongo_uri, settings.mongo_db)
     proc = stream.BatchProcessor(spark, settings, store)
     t0 = time.perf_counter()
     query = stream.start(spark, settings, proc, available_now=True)
@@ -170,7 +170,7 @@ def cleanup(settings: Any, dbs: list[str]) -> None:
         admin.delete_topics([settings.metrics_topic, settings.intensity_topic, settings.dlq_topic])
     finally:
         admin.close()
-    client: Any = MongoClient(settings.effective_mongo_uri)
+    client: Any = MongoClient(settings.mongo_uri)
     for db in dbs:
         client.drop_database(db)
     client.close()

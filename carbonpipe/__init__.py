@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from carbonpipe.config import Settings, get_settings
+from carbonpipe.core.config import Settings, get_settings
 
 __all__ = ["Settings", "get_settings", "track"]
 __version__ = "0.1.0"

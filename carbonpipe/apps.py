@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.config import REPO_ROOT, Settings, get_settings
+from carbonpipe.core.config import REPO_ROOT, Settings, get_settings
 
 APPS = ("feeder", "stream", "dashboard")
 

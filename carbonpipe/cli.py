@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from carbonpipe.config import ConfigError
+from carbonpipe.core.config import ConfigError
 
 COMMAND_MODULES = (
     "carbonpipe.stack",  # up / down / status of the local services

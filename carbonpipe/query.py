@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from carbonpipe.config import Settings, get_settings
+from carbonpipe.core.config import Settings, get_settings
 
 RUN_FIELDS = (
     "run_id", "user_id", "model_name", "start", "end", "duration_s", "energy_kwh", "co2_g",
@@ -22,7 +22,7 @@ def _db(settings: Settings) -> Any:
     from pymongo import MongoClient
 
     client: Any = MongoClient(
-        settings.effective_mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True
+        settings.mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True
     )
     return client[settings.mongo_db]
 

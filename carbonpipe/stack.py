@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from carbonpipe.config import REPO_ROOT, Settings, get_settings
+from carbonpipe.core.config import REPO_ROOT, Settings, get_settings
 
 INFRA = REPO_ROOT / "infra"
 SERVICES = ("kafka", "mongo")
@@ -209,7 +209,7 @@ def _ensure_built(settings: Settings, p: Paths, wanted: set[str]) -> None:
         _maven_jars(INFRA / "kafka" / "pom.xml", p.kafka_jars, "kafka_2.13-*.jar",
                     "kafka jars", p.logs)
     if "spark" in wanted:
-        _maven_jars(INFRA / "spark" / "pom.xml", Path(settings.jars_dir),
+        _maven_jars(INFRA / "spark" / "pom.xml", Path(settings.spark_jars_dir),
                     "spark-sql-kafka-*.jar", "spark kafka connector jars", p.logs)
     if "mongo" in wanted and settings.uses_embedded_mongo:
         _ferretdb_binary(p)
@@ -295,10 +295,10 @@ def kafka_healthy(settings: Settings, timeout_s: float = 3.0) -> bool:
 
 
 def mongo_healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
-    """A MongoDB ``ping`` succeeds against ``settings.effective_mongo_uri``."""
+    """A MongoDB ``ping`` succeeds against ``settings.mongo_uri``."""
     from pymongo import MongoClient
 
-    client: MongoClient = MongoClient(settings.effective_mongo_uri,
+    client: MongoClient = MongoClient(settings.mongo_uri,
                                       serverSelectionTimeoutMS=int(timeout_s * 1000),
                                       connectTimeoutMS=int(timeout_s * 1000))
     try:
@@ -427,7 +427,7 @@ def _start_kafka(settings: Settings, p: Paths, wait: bool, timeout_s: float) -> 
 def start_mongo(settings: Settings, wait: bool = True, timeout_s: float = 60.0) -> int | None:
     """Start the embedded FerretDB, or do nothing when MONGO_URI points at a real MongoDB."""
     if not settings.uses_embedded_mongo:
-        _say(f"mongo: using external MongoDB {_redact(settings.effective_mongo_uri)} "
+        _say(f"mongo: using external MongoDB {_redact(settings.mongo_uri)} "
              "(MONGO_URI is set)")
         return None
     p = paths(settings)
@@ -587,7 +587,7 @@ def status(settings: Settings) -> dict[str, ServiceStatus]:
         "mongo": ServiceStatus(
             "mongo",
             f"ferretdb 127.0.0.1:{settings.ferretdb_port}" if embedded
-            else _redact(settings.effective_mongo_uri),
+            else _redact(settings.mongo_uri),
             running_pid(settings, "mongo") if embedded else None,
             mongo_healthy(settings), p.log_file("mongo") if embedded else None),
     }

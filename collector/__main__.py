@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from carbonpipe.config import ConfigError
+from carbonpipe.core.config import ConfigError
 from collector import cli
 
 

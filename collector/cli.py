@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from carbonpipe.config import ConfigError, get_settings
+    from carbonpipe.core.config import ConfigError, get_settings
     from collector.events import parse_tags
     from collector.runner import build_collector, resolve_zone
 
@@ -144,12 +144,12 @@ def _on_signals(handler: Any) -> None:
 
 def flush_spool(settings: Any) -> int:
     """Replay every unlocked run spool to Kafka; exit 0 when all were sent."""
-    from carbonpipe.config import ConfigError
+    from carbonpipe.core.config import ConfigError
     from collector.publish import KafkaSink, Publisher
     from collector.runner import RunLock
     from collector.spool import Spool
 
-    root = settings.spool_path
+    root = settings.spool_dir
     left = 0
     for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
         try:

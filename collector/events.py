@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from carbonpipe.core.timeutil import utc_iso
 from collector.devices.gpu import GpuReading
 from collector.energy import mean_power
 
@@ -42,14 +43,6 @@ class Interval:
     io: tuple[int, int, int, int] = (0, 0, 0, 0)
     cpu_fallback_reason: str | None = None
     gpu_model: str = ""
-
-
-def utc_iso(ts: datetime) -> str:
-    """Same form as ``carbonpipe.contracts.utc_iso`` (a test keeps them equal); repeated here
-    because importing contracts pulls in jsonschema, ~3 MB of collector RSS for nothing."""
-    if ts.tzinfo is None:
-        raise ValueError("naive datetime: carbonpipe timestamps are always UTC-aware")
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_tags(pairs: list[str]) -> dict[str, Any]:

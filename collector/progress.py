@@ -7,10 +7,13 @@ callbacks write "epoch=E step=S" there, at most every WRITE_EVERY_S, atomically 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from pathlib import Path
+
+from carbonpipe.core.fsutil import atomic_write_text
 
 ENV_FILE = "CARBONPIPE_PROGRESS_FILE"
 WRITE_EVERY_S = 0.5  # a sample is >= 0.2 s apart; writing faster buys nothing
@@ -34,13 +37,8 @@ def report(epoch: int | None = None, step: int | None = None, force: bool = Fals
             return
         _last_write = now
         snapshot = dict(_state)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(" ".join(f"{k}={v}" for k, v in sorted(snapshot.items())) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # progress is informational; never break training over it
+    with contextlib.suppress(OSError):  # progress is informational; never break training
+        atomic_write_text(path, " ".join(f"{k}={v}" for k, v in sorted(snapshot.items())) + "\n")
 
 
 def current(path: Path | None = None) -> dict[str, int]:

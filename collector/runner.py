@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from carbonpipe.config import ConfigError, Settings
+from carbonpipe.core.config import ConfigError, Settings
+from carbonpipe.core.fsutil import atomic_write_text
 from collector.devices.cpu import make_cpu_source
 from collector.devices.gpu import GpuSource, make_gpu_source
 from collector.devices.powercap import Opener, default_opener
@@ -120,9 +121,7 @@ class RunLock:
             return 0
 
     def _write_seq(self, value: int) -> None:
-        tmp = self.dir / "seq.tmp"
-        tmp.write_text(str(value), encoding="ascii")
-        os.replace(tmp, self.dir / "seq")
+        atomic_write_text(self.dir / "seq", str(value), fsync=True)
 
     def reserve(self, seq: int) -> None:
         """Called before emitting ``seq``: persist a new block end when ``seq`` reaches it."""
@@ -237,7 +236,7 @@ def build_collector(
     region = zone if (zone and zone_checked) else resolve_zone(zone, settings)
     pid = os.getpid() if pid is None else pid
     tree = ProcessTree(pid)
-    lock = RunLock(settings.spool_path / safe_name(run_id))
+    lock = RunLock(settings.spool_dir / safe_name(run_id))
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     tdp = lookup_tdp(cpu_model_name(), settings.cpu_tdp_w, threads, sockets())
     try:

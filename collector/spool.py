@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from carbonpipe.core.fsutil import atomic_write_text
+
 CURSOR = "cursor"
 MIN_SEGMENT_BYTES = 4096
 
@@ -55,12 +57,7 @@ class Spool:
             return (segs[0].name if segs else "", 0)
 
     def _save_cursor(self) -> None:
-        tmp = self.dir / (CURSOR + ".tmp")
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(f"{self._cursor[0]} {self._cursor[1]}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.dir / CURSOR)
+        atomic_write_text(self.dir / CURSOR, f"{self._cursor[0]} {self._cursor[1]}\n", fsync=True)
 
     def _unread(self) -> list[tuple[Path, int]]:
         """(segment, start offset) pairs from the cursor on."""

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from carbonpipe.config import REPO_ROOT
+from carbonpipe.core.config import REPO_ROOT
 
 TDP_TABLE = REPO_ROOT / "data" / "cpu_tdp.csv"
 

@@ -67,7 +67,7 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
     def __enter__(self) -> track:
         if not is_measuring_rank():
             return self
-        from carbonpipe.config import get_settings, load_settings
+        from carbonpipe.core.config import get_settings, load_settings
         from collector.runner import build_collector
 
         settings = load_settings(**self.overrides) if self.overrides else get_settings()

@@ -5,17 +5,14 @@ Run with ``carbonpipe dashboard`` (Streamlit). Reads only the MongoDB hot store.
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import streamlit as st
 
-from carbonpipe.config import get_settings
+from carbonpipe.core.config import get_settings
 from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
 from dashboard.data import (
     budget_rows,
     decision_log,
-    parse_budgets,
     power_series,
     run_summary,
     runs_table,
@@ -37,7 +34,7 @@ def live() -> None:
     try:
         runs = fetch_runs(settings)
     except Exception as exc:  # the page must say what is wrong, not crash
-        st.error(f"MongoDB at {settings.effective_mongo_uri} not reachable: {exc}")
+        st.error(f"MongoDB at {settings.mongo_uri} not reachable: {exc}")
         return
     if not runs:
         st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")
@@ -59,7 +56,7 @@ def live() -> None:
         st.dataframe(
             pd.DataFrame(users)[["user_id", "runs", "energy_kwh", "co2_g"]], hide_index=True
         )
-        budgets = parse_budgets(os.environ.get("CARBONPIPE_BUDGETS_G", ""))
+        budgets = settings.budgets_g
         if budgets:
             st.subheader("Budgets")
             st.dataframe(pd.DataFrame(budget_rows(users, budgets)), hide_index=True)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.config import get_settings
+from carbonpipe.core.config import get_settings
 
 
 def command(port: int) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.config import Settings
+from carbonpipe.core.config import Settings
 
 RUN_COLUMNS = {
     "run_id": "run",
@@ -57,17 +57,6 @@ def power_series(windows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         s["co2_g"] += w.get("co2_g") or 0.0
         s["power_w"] += w.get("mean_power_w") or 0.0
     return [by_start[k] for k in sorted(by_start)]
-
-
-def parse_budgets(spec: str) -> dict[str, float]:
-    """``alice=500,bob=1200`` -> gCO2e budget per user (CARBONPIPE_BUDGETS_G)."""
-    budgets: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        user, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError(f"CARBONPIPE_BUDGETS_G: expected user=grams, got {part!r}")
-        budgets[user.strip()] = float(value)
-    return budgets
 
 
 def budget_rows(

@@ -7,7 +7,7 @@ CP=.venv/bin/carbonpipe
 ZONE=${CARBONPIPE_DEMO_ZONE:-US-CAL-CISO}   # the bundled (ODbL) Electricity Maps trace
 RUN_ID=${CARBONPIPE_DEMO_RUN:-demo-$(date -u +%Y%m%dT%H%M%SZ)}
 SECONDS_TRAIN=${CARBONPIPE_DEMO_SECONDS:-60}
-PORT=$(.venv/bin/python -c 'from carbonpipe.config import get_settings; print(get_settings().dashboard_port)')
+PORT=$(.venv/bin/python -c 'from carbonpipe.core.config import get_settings; print(get_settings().dashboard_port)')
 fail() { echo "demo: $*" >&2; echo "logs: .carbonpipe/logs/ ; stop everything with: make stop" >&2; exit 1; }
 
 echo "[demo 1/5] Kafka (KRaft) and the MongoDB default (FerretDB), topics"
@@ -29,7 +29,7 @@ $CP collect --run-id "$RUN_ID" --user demo --model mlp-sklearn --zone "$ZONE" \
 echo "[demo 4/5] waiting for the streaming job to write the run to MongoDB"
 .venv/bin/python - "$RUN_ID" <<'PY' || fail "the run did not reach MongoDB within 240 s (.carbonpipe/logs/stream.log)"
 import sys, time
-from carbonpipe.config import get_settings
+from carbonpipe.core.config import get_settings
 from carbonpipe.query import fetch_runs
 run_id, deadline = sys.argv[1], time.monotonic() + 240
 while time.monotonic() < deadline:

@@ -36,7 +36,7 @@ done_step
 build() {  # the same code path as `carbonpipe up`, so the two never disagree
   "$PY" - "$@" <<'PYEOF'
 import sys
-from carbonpipe.config import load_settings
+from carbonpipe.core.config import load_settings
 from carbonpipe.stack import StackError, ensure_built
 try:
     ensure_built(load_settings(), sys.argv[1:])

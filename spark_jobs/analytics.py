@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from carbonpipe.config import ConfigError, Settings
+from carbonpipe.core.config import ConfigError, Settings
 from spark_jobs.session import build_session
 from spark_jobs.stream import events_path, uri_exists, windows_path
 
@@ -45,8 +45,8 @@ def cold_session(settings: Settings) -> SparkSession:
                 raise
     if "window_partials" not in found:
         raise ConfigError(
-            f"CARBONPIPE_COLD_STORE_URI: nothing under {settings.cold_uri} yet; start the stack "
-            "(`make demo` or `carbonpipe stream`) and let it write"
+            f"CARBONPIPE_COLD_STORE_URI: nothing under {settings.cold_store_uri} yet; start the "
+            "stack (`make demo` or `carbonpipe stream`) and let it write"
         )
     spark.sql(WINDOWS_VIEW).createOrReplaceTempView("windows")
     return spark

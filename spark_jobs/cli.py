@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from carbonpipe.config import get_settings
+from carbonpipe.core.config import get_settings
 
 
 def _stream(args: argparse.Namespace) -> int:
@@ -20,7 +20,7 @@ def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
     and, where the per-event archive is on, table ``events``."""
     from pyspark.errors import AnalysisException
 
-    from carbonpipe.config import ConfigError
+    from carbonpipe.core.config import ConfigError
     from spark_jobs.analytics import cold_session
 
     spark = cold_session(get_settings())

@@ -14,11 +14,11 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.config import REPO_ROOT, Settings
+from carbonpipe.core.config import REPO_ROOT, Settings
+from carbonpipe.core.timeutil import epoch_s
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ class RefRecord:
     order: int  # arrival order: later wins among equals (compaction semantics)
 
 
-def _epoch(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
-
-
 def parse_record(value: bytes | str, order: int) -> RefRecord | None:
     """A grid.intensity record, or None for one the job must not use (bad, or marginal)."""
     try:
@@ -50,8 +46,8 @@ def parse_record(value: bytes | str, order: int) -> RefRecord | None:
             return None  # marginal (MOER) values are never mixed into attributional CO2
         rec = RefRecord(
             zone=str(d["zone"]).upper(),
-            start_s=_epoch(d["start"]),
-            end_s=_epoch(d["end"]),
+            start_s=epoch_s(d["start"]),
+            end_s=epoch_s(d["end"]),
             g_per_kwh=float(d["carbon_intensity_g_per_kwh"]),
             provider=str(d.get("provider", "unknown")),
             kind=str(d.get("kind", "actual")),
@@ -142,7 +138,7 @@ def load_fallback_table(path: Path = FALLBACK_TABLE) -> dict[str, tuple[float, s
 
     The job needs WORLD as its last resort: a table without it is a configuration error.
     """
-    from carbonpipe.config import ConfigError
+    from carbonpipe.core.config import ConfigError
     from carbonpipe.intensity.static import load_zone_averages
 
     table = {z: (a.carbon_intensity_g_per_kwh, f"{a.source} ({a.year})")

@@ -20,7 +20,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from carbonpipe.contracts import METRIC_EVENT_SCHEMA, load_schema
+from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
 
 CORRUPT_COLUMN = "_corrupt_record"
 

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from carbonpipe.config import ConfigError, Settings
+from carbonpipe.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
 def connector_jars(settings: Settings) -> list[str]:
-    jars_dir = Path(settings.jars_dir)
+    jars_dir = Path(settings.spark_jars_dir)
     jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
     if not any("spark-sql-kafka" in j for j in jars):
         raise ConfigError(

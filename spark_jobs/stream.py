@@ -24,7 +24,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from carbonpipe.config import ConfigError, Settings, get_settings
+from carbonpipe.core.config import ConfigError, Settings, get_settings
 from spark_jobs import transforms as T
 from spark_jobs.hot_store import HotStore, fold_windows
 from spark_jobs.reference import IntensityFeed, load_fallback_table, slot_rows, to_segments
@@ -44,11 +44,11 @@ PARQUET_COLUMNS = (
 
 
 def events_path(settings: Settings) -> str:
-    return settings.cold_uri.rstrip("/") + "/events"
+    return settings.cold_store_uri.rstrip("/") + "/events"
 
 
 def windows_path(settings: Settings) -> str:
-    return settings.cold_uri.rstrip("/") + "/windows"
+    return settings.cold_store_uri.rstrip("/") + "/windows"
 
 
 class BatchProcessor:
@@ -194,7 +194,7 @@ class BatchProcessor:
             max_ts = m["max_ts_s"] if max_ts is None else max(max_ts, m["max_ts_s"])
         n_windows = self.store.write_batch(batch_id, rows, counts, watermark)
         lap("mongo")
-        if n_valid and os.environ.get("CARBONPIPE_FAULT_EXIT_AFTER_SINKS"):
+        if n_valid and self.settings.fault_exit_after_sinks:
             # Fault injection for the restart test: die after the sinks, before Spark
             # records the batch as committed, so the next start must replay it.
             os._exit(137)
@@ -294,7 +294,7 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
 
 
 def checkpoint_path(settings: Settings) -> str:
-    return settings.checkpoints.rstrip("/") + "/stream"
+    return settings.checkpoint_uri.rstrip("/") + "/stream"
 
 
 def min_partitions(spark: SparkSession, settings: Settings) -> int:
@@ -358,7 +358,7 @@ def run(
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     spark = build_session(settings, "carbonpipe-stream")
-    store = HotStore(settings.effective_mongo_uri, settings.mongo_db)
+    store = HotStore(settings.mongo_uri, settings.mongo_db)
     if rebuild_first:
         rebuild(spark, settings, store)
     stop = {"flag": False}

@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from carbonpipe.contracts import METRIC_EVENT_SCHEMA, load_schema
+from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
 from spark_jobs.schema import CORRUPT_COLUMN, field_rules, lenient_struct, metric_event_struct
 
 J_PER_KWH = 3.6e6

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from carbonpipe import stack
-from carbonpipe.config import Settings, load_settings
+from carbonpipe.core.config import Settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +107,7 @@ def _cleanup(settings: Settings) -> None:
         finally:
             admin.close()
     with contextlib.suppress(Exception):
-        client: MongoClient = MongoClient(settings.effective_mongo_uri,
+        client: MongoClient = MongoClient(settings.mongo_uri,
                                           serverSelectionTimeoutMS=2000)
         try:
             client.drop_database(settings.mongo_db)

@@ -6,13 +6,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
+from carbonpipe.core.timeutil import utcnow
 from carbonpipe.intensity.model import IntensityPoint
 
+__all__ = ["Clock", "IntensityProvider", "overlaps", "require_aware", "utcnow"]
+
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @runtime_checkable
@@ -32,23 +31,6 @@ class IntensityProvider(Protocol):
     def forecast(self, zone: str, horizon: timedelta) -> list[IntensityPoint]:
         """Values from the interval containing now to now + horizon, oldest first."""
         ...
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 from any provider (``Z``, ``+00:00``, minute precision) -> aware UTC."""
-    t = text.strip()
-    if t.endswith("Z"):
-        t = t[:-1] + "+00:00"
-    dt = datetime.fromisoformat(t)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
-
-
-def floor_time(ts: datetime, step: timedelta) -> datetime:
-    """Start of the ``step``-aligned (from the epoch) interval containing ``ts``."""
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return ts - (ts - epoch) % step
 
 
 def overlaps(p: IntensityPoint, start: datetime, end: datetime) -> bool:

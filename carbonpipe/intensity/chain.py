@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 import httpx
+from pydantic import SecretStr
 
-from carbonpipe.config import Settings
+from carbonpipe.core.config import Settings
 from carbonpipe.intensity.base import Clock, IntensityProvider, utcnow
 from carbonpipe.intensity.electricitymaps import ElectricityMapsProvider
 from carbonpipe.intensity.errors import IntensityError, NoProviderAnswered
@@ -94,13 +95,15 @@ def build_provider(
         return UKProvider(http("uk", settings.uk_base_url), clock)
     if name == "electricitymaps":
         return ElectricityMapsProvider(
-            http(name, settings.electricitymaps_base_url), settings.electricitymaps_token, clock
+            http(name, settings.electricitymaps_base_url),
+            _secret(settings.electricitymaps_token),
+            clock,
         )
     if name == "watttime":
         return WattTimeProvider(
             http(name, settings.watttime_base_url),
             settings.watttime_username,
-            settings.watttime_password,
+            _secret(settings.watttime_password),
             clock,
         )
     if name == "trace":
@@ -117,3 +120,8 @@ def build_chain(
     cache = TTLCache(settings.cache_ttl_s, settings.intensity_cache_dir)
     chosen = list(names) if names is not None else settings.provider_chain
     return ProviderChain([build_provider(n, settings, clock, cache) for n in chosen])
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    """The plain secret, handed only to the provider that sends it to its own host."""
+    return value.get_secret_value() if value is not None else None

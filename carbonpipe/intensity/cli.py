@@ -9,8 +9,8 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from carbonpipe.config import PROVIDER_NAMES, get_settings
-from carbonpipe.contracts import utc_iso
+from carbonpipe.core.config import PROVIDER_NAMES, get_settings
+from carbonpipe.core.timeutil import utc_iso
 from carbonpipe.intensity.errors import IntensityError, NoProviderAnswered, UnknownZone
 from carbonpipe.intensity.model import IntensityPoint
 

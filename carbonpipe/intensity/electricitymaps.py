@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from carbonpipe.intensity.base import Clock, overlaps, parse_time, require_aware, utcnow
+from carbonpipe.core.timeutil import parse_iso
+from carbonpipe.intensity.base import Clock, overlaps, require_aware, utcnow
 from carbonpipe.intensity.errors import (
     AuthError,
     ProviderError,
@@ -58,7 +59,7 @@ class ElectricityMapsProvider:
         )
 
     def _point(self, zone: str, row: dict[str, Any], kind: Kind, path: str) -> IntensityPoint:
-        start = parse_time(row["datetime"])
+        start = parse_iso(row["datetime"])
         notes = [
             x
             for x in (

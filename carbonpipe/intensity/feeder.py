@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from carbonpipe.contracts import intensity_key
-from carbonpipe.intensity.base import IntensityProvider, floor_time
+from carbonpipe.core.contracts import intensity_key
+from carbonpipe.core.timeutil import floor_time
+from carbonpipe.intensity.base import IntensityProvider
 from carbonpipe.intensity.errors import IntensityError
 from carbonpipe.intensity.model import IntensityPoint
 from carbonpipe.intensity.offline import TraceProvider

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from carbonpipe.core.fsutil import atomic_write_text
 from carbonpipe.intensity.errors import (
     AuthError,
     BadRequest,
@@ -86,10 +87,7 @@ class TTLCache:
         f = self._file(key)
         if f is not None:
             try:
-                f.parent.mkdir(parents=True, exist_ok=True)
-                tmp = f.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"expires": expires, "value": value}), encoding="utf-8")
-                tmp.replace(f)
+                atomic_write_text(f, json.dumps({"expires": expires, "value": value}))
             except OSError as exc:
                 log.debug("intensity cache write failed: %s", exc)
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from carbonpipe.contracts import utc_iso
+from carbonpipe.core.timeutil import utc_iso
 
 Kind = Literal["actual", "forecast", "fallback"]
 Signal = Literal["average", "marginal"]

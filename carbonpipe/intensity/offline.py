@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from carbonpipe.intensity.base import Clock, floor_time, require_aware, utcnow
+from carbonpipe.core.timeutil import floor_time, utc_iso_min
+from carbonpipe.intensity.base import Clock, require_aware, utcnow
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.model import IntensityPoint, Kind
-from carbonpipe.intensity.trace import TraceSeries, find_trace, load_trace, utc_iso_min
+from carbonpipe.intensity.trace import TraceSeries, find_trace, load_trace
 
 NAME = "trace"
 MAX_CELLS = 200_000  # refuse absurd ranges (about 5.7 years of 15-min cells)

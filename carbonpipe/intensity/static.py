@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from carbonpipe.config import REPO_ROOT
-from carbonpipe.intensity.base import Clock, floor_time, require_aware, utcnow
+from carbonpipe.core.config import REPO_ROOT
+from carbonpipe.core.timeutil import floor_time
+from carbonpipe.intensity.base import Clock, require_aware, utcnow
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.model import IntensityPoint
 

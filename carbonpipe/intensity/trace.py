@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from carbonpipe.config import REPO_ROOT
+from carbonpipe.core.config import REPO_ROOT, load_settings
+from carbonpipe.core.timeutil import from_datetime64, parse_iso
 
 TIME_COLUMNS = ("Time", "Datetime (UTC)", "start", "timestamp", "datetime")
 GENERIC_VALUE_COLUMN = "carbon_intensity_g_per_kwh"
@@ -72,17 +73,17 @@ class TraceSeries:
 
     @property
     def first_start(self) -> datetime:
-        return to_datetime(self.starts[0])
+        return from_datetime64(self.starts[0])
 
     @property
     def end(self) -> datetime:
         """End of the last cell (exclusive)."""
-        return to_datetime(self.starts[-1]) + self.step
+        return from_datetime64(self.starts[-1]) + self.step
 
     @property
     def year(self) -> int:
         """Calendar year holding the median cell: the year a replay maps "now" into."""
-        return to_datetime(self.starts[len(self) // 2]).year
+        return from_datetime64(self.starts[len(self) // 2]).year
 
     def index_at(self, ts: datetime) -> int:
         """Index of the cell containing ``ts``; IndexError when outside the trace."""
@@ -118,12 +119,6 @@ class TraceSeries:
         return mapped
 
 
-def to_datetime(t: np.datetime64) -> datetime:
-    """numpy datetime64 (naive UTC) -> aware UTC datetime."""
-    secs = int(t.astype("datetime64[s]").astype(np.int64))
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=secs)
-
-
 def _as_naive_utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         return ts  # trace convention: naive means UTC
@@ -133,10 +128,7 @@ def _as_naive_utc(ts: datetime) -> datetime:
 def _parse_time(value: object) -> datetime:
     if isinstance(value, datetime):
         return _as_naive_utc(value)
-    text = str(value).strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    return _as_naive_utc(datetime.fromisoformat(text))
+    return _as_naive_utc(parse_iso(str(value)))
 
 
 def zone_from_path(path: Path) -> str:
@@ -257,17 +249,16 @@ def regularize(times: TimeArray, values: FloatArray) -> tuple[TimeArray, FloatAr
 
 
 def shared_traces_dir() -> Path | None:
-    """``../shared/data/carbon-intensity`` next to the repo (or under $CARBONPIPE_SHARED_DIR).
+    """``<shared_dir>/data/carbon-intensity`` (setting ``CARBONPIPE_SHARED_DIR``, default
+    ``../shared`` next to the repo).
 
     The DE/GB/FR files carry no redistribution licence, so they are read from there and never
     copied into the repo. Returns None when the directory is absent.
     """
-    env = os.environ.get("CARBONPIPE_SHARED_DIR")
-    roots = [Path(env)] if env else [REPO_ROOT.parent / "shared"]
-    for root in roots:
-        for cand in (root / "data" / "carbon-intensity", root):
-            if cand.is_dir() and any(cand.glob("*.csv")):
-                return cand
+    root = load_settings().shared_dir  # not the cached object: read when asked
+    for cand in (root / "data" / "carbon-intensity", root):
+        if cand.is_dir() and any(cand.glob("*.csv")):
+            return cand
     return None
 
 
@@ -295,8 +286,3 @@ def find_trace(zone: str, extra: str = "") -> Path | None:
         except TraceError:
             continue
     return None
-
-
-def utc_iso_min(ts: datetime) -> str:
-    """``2023-11-24T03:00Z``: compact UTC label for provenance strings."""
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from carbonpipe.intensity.base import Clock, floor_time, overlaps, parse_time, require_aware, utcnow
+from carbonpipe.core.timeutil import floor_time, parse_iso
+from carbonpipe.intensity.base import Clock, overlaps, require_aware, utcnow
 from carbonpipe.intensity.errors import NotCovered, ProviderUnavailable
 from carbonpipe.intensity.http import HttpJsonClient
 from carbonpipe.intensity.model import IntensityPoint, Kind
@@ -60,8 +61,8 @@ class UKProvider:
         value = actual if actual is not None else fcst
         return IntensityPoint(
             zone="GB",
-            start=parse_time(row["from"]),
-            end=parse_time(row["to"]),
+            start=parse_iso(row["from"]),
+            end=parse_iso(row["to"]),
             carbon_intensity_g_per_kwh=float(value),
             provider=NAME,
             kind=kind,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from carbonpipe.intensity.base import Clock, overlaps, parse_time, require_aware, utcnow
+from carbonpipe.core.timeutil import parse_iso
+from carbonpipe.intensity.base import Clock, overlaps, require_aware, utcnow
 from carbonpipe.intensity.errors import (
     AuthError,
     BadRequest,
@@ -134,7 +135,7 @@ class WattTimeProvider:
             for r in body["data"] if rows is None else rows:
                 if r.get("value") is None:
                     continue
-                start = parse_time(r["point_time"])
+                start = parse_iso(r["point_time"])
                 out.append(
                     IntensityPoint(
                         zone=zone,
@@ -167,7 +168,7 @@ class WattTimeProvider:
                 raise ValueError(f"units {units!r}")
             return SignalIndex(
                 region=str(body.get("meta", {}).get("region", region)),
-                point_time=parse_time(row["point_time"]),
+                point_time=parse_iso(row["point_time"]),
                 percentile=float(row["value"]),
             )
         except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -224,7 +225,7 @@ class WattTimeProvider:
             },
         )
         try:
-            issues = [(parse_time(d["generated_at"]), d["forecast"]) for d in body["data"]]
+            issues = [(parse_iso(d["generated_at"]), d["forecast"]) for d in body["data"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderUnavailable(
                 NAME, f"unexpected body shape ({exc!r}) for {path}", 200

@@ -10,7 +10,7 @@ import functools
 import json
 from pathlib import Path
 
-from carbonpipe.config import REPO_ROOT, Settings
+from carbonpipe.core.config import REPO_ROOT, Settings
 from carbonpipe.intensity.errors import UnknownZone
 from carbonpipe.intensity.static import ZONE_AVERAGES_PATH, load_zone_averages
 

@@ -177,7 +177,7 @@ def decide(ns: argparse.Namespace, forecasts: list[Forecast], now: datetime) -> 
 
 
 def _forecasts(ns: argparse.Namespace, now: datetime, clock_dt: Any) -> list[Forecast]:
-    from carbonpipe.config import get_settings
+    from carbonpipe.core.config import get_settings
     from carbonpipe.scheduling.forecast import provider_forecast, replay_forecast
 
     settings = get_settings()
@@ -198,7 +198,7 @@ def schedule_main(argv: Sequence[str]) -> int:
         run_parser().print_help()
         return 0
     ns = run_parser().parse_args(list(argv))
-    from carbonpipe.config import get_settings
+    from carbonpipe.core.config import get_settings
     from carbonpipe.scheduling.decisions import (
         build_log,
         decisions_dir,

@@ -7,12 +7,12 @@ so the dashboard can join a run's measured CO2 with the expectation (``expected_
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from carbonpipe.core.fsutil import atomic_write_text
 from carbonpipe.scheduling.policies import Forecast, Plan, iso
 
 SCHEMA = "carbonpipe.schedule_decision.v1"
@@ -45,10 +45,7 @@ def build_log(decision_id: str, created: datetime, request: dict[str, Any],
 
 def write_log(path: Path, log: dict[str, Any]) -> Path:
     """Atomic write, so a dashboard never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(log, indent=1, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(log, indent=1, default=str) + "\n")
     return path
 
 

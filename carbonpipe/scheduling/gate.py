@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from carbonpipe.core.fsutil import atomic_write_text
+
 GATE_ENV = "CARBONPIPE_SCHEDULE_GATE"
 DECISION_ENV = "CARBONPIPE_SCHEDULE_DECISION_ID"
 
@@ -42,10 +44,7 @@ def gate_state(path: str | os.PathLike[str] | None = None) -> str:
 
 def write_gate(path: str | os.PathLike[str], state: str, **extra: Any) -> None:
     """Scheduler side: atomically publish the state the loop should obey."""
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps({"state": state, "at": time.time(), **extra}), encoding="utf-8")
-    os.replace(tmp, p)
+    atomic_write_text(path, json.dumps({"state": state, "at": time.time(), **extra}))
 
 
 def pause_gate(

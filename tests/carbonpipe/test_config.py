@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from carbonpipe.config import ConfigError, load_settings
+from carbonpipe.core.config import ConfigError, load_settings
 
 
 def test_a_bad_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,4 +35,52 @@ def test_mongo_uri_without_prefix_is_honoured(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("CARBONPIPE_MONGO_URI", raising=False)
     monkeypatch.setenv("MONGO_URI", "mongodb://db.example:27017/")
     s = load_settings()
-    assert s.effective_mongo_uri == "mongodb://db.example:27017/" and not s.uses_embedded_mongo
+    assert s.mongo_uri == "mongodb://db.example:27017/" and not s.uses_embedded_mongo
+
+
+def test_mongo_uri_prefixed_wins_and_default_is_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGO_URI", "mongodb://a/")
+    monkeypatch.setenv("CARBONPIPE_MONGO_URI", "mongodb://b/")
+    assert load_settings().mongo_uri == "mongodb://b/"
+    monkeypatch.delenv("MONGO_URI")
+    monkeypatch.delenv("CARBONPIPE_MONGO_URI")
+    s = load_settings(ferretdb_port=27999)
+    assert s.mongo_uri == "mongodb://127.0.0.1:27999/" and s.uses_embedded_mongo
+
+
+def test_path_defaults_are_filled_from_home_once(tmp_path: Path) -> None:
+    s = load_settings(home=tmp_path)
+    assert s.cold_store_uri == str(tmp_path / "cold")
+    assert s.checkpoint_uri == str(tmp_path / "checkpoints")
+    assert s.spool_dir == tmp_path / "spool" and s.spark_jars_dir == tmp_path / "jars" / "spark"
+    assert load_settings(home=tmp_path, cold_store_uri="hdfs://nn/c").cold_store_uri == "hdfs://nn/c"
+
+
+def test_secrets_are_secret_str_and_not_dumped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARBONPIPE_ELECTRICITYMAPS_TOKEN", "tok-very-secret")
+    s = load_settings()
+    assert s.electricitymaps_token is not None
+    assert s.electricitymaps_token.get_secret_value() == "tok-very-secret"
+    assert "tok-very-secret" not in repr(s) and "tok-very-secret" not in str(s.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("WINDOW_S", "0"), ("TRIGGER_S", "-1"), ("SAMPLE_INTERVAL_S", "0"), ("SPOOL_MAX_MB", "-5"),
+     ("DASHBOARD_PORT", "70000"), ("METRICS_PARTITIONS", "0"), ("LATENESS_S", "-1")],
+)  # fmt: skip
+def test_numeric_settings_are_range_checked(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    monkeypatch.setenv(f"CARBONPIPE_{key}", value)
+    with pytest.raises(ConfigError, match=f"CARBONPIPE_{key}"):
+        load_settings()
+
+
+def test_budgets_parse_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARBONPIPE_BUDGETS_G", "alice=500, bob=1200.5")
+    assert load_settings().budgets_g == {"alice": 500.0, "bob": 1200.5}
+    for bad in ("alice:500", "alice=-3", "=4", "alice=lots"):
+        monkeypatch.setenv("CARBONPIPE_BUDGETS_G", bad)
+        with pytest.raises(ConfigError, match="CARBONPIPE_BUDGETS_G"):
+            load_settings()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.config import Settings, load_settings
+from carbonpipe.core.config import Settings, load_settings
 from tests.collector.fake_sysfs import FakePowercap
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import carbonpipe
-from carbonpipe.config import Settings
-from carbonpipe.contracts import validation_errors
+from carbonpipe.core.config import Settings
+from carbonpipe.core.contracts import validation_errors
 from collector import progress
 from collector.publish import MemorySink
 from collector.track import is_measuring_rank, track

@@ -41,13 +41,3 @@ def test_models_and_integration() -> None:
     assert ram_model_j(0.375, 8 * 2**30, 1.0) == 3.0  # Crucial: 3 W per 8 GB
     assert trapezoid_j([(0.0, 10.0), (1.0, 30.0), (3.0, 30.0)]) == 20.0 + 60.0
     assert trapezoid_j([(0.0, 10.0)]) == 0.0
-
-
-def test_event_timestamps_match_the_contract_helper() -> None:
-    from datetime import datetime, timezone
-
-    from carbonpipe.contracts import utc_iso as contract_iso
-    from collector.events import utc_iso
-
-    ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
-    assert utc_iso(ts) == contract_iso(ts) == "2026-01-02T03:04:05.678Z"

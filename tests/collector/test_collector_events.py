@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from carbonpipe.contracts import validation_errors
+from carbonpipe.core.contracts import validation_errors
 from collector.devices.gpu import GpuReading
 from collector.events import Interval, RunIdentity, build_event, parse_tags
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from carbonpipe import stack
-from carbonpipe.config import Settings
-from carbonpipe.contracts import validation_errors
+from carbonpipe.core.config import Settings
+from carbonpipe.core.contracts import validation_errors
 from collector.runner import build_collector
 
 OUTAGE_S = 60.0

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.config import ConfigError, Settings, load_settings
-from carbonpipe.contracts import validation_errors
+from carbonpipe.core.config import ConfigError, Settings, load_settings
+from carbonpipe.core.contracts import validation_errors
 from collector import progress
 from collector.publish import MemorySink
 from collector.runner import build_collector, resolve_zone

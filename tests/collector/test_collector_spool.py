@@ -128,15 +128,15 @@ def test_flush_spool_sends_leftovers_of_dead_collectors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import collector.publish as publish
-    from carbonpipe.config import load_settings
+    from carbonpipe.core.config import load_settings
     from collector.cli import flush_spool
 
     settings = load_settings(home=tmp_path, zone="GB")
-    left = Spool(settings.spool_path / "run-a" / "segments", 10**6)
+    left = Spool(settings.spool_dir / "run-a" / "segments", 10**6)
     left.append([ev(0), ev(1)])
     left.close()
     sink = MemorySink()
     monkeypatch.setattr(publish, "KafkaSink", lambda *a, **k: sink)
     assert flush_spool(settings) == 0
     assert [e["seq"] for e in sink.events] == [0, 1]
-    assert Spool(settings.spool_path / "run-a" / "segments", 10**6).pending == 0
+    assert Spool(settings.spool_dir / "run-a" / "segments", 10**6).pending == 0

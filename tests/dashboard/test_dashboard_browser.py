@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from carbonpipe.apps import wait_http
-from carbonpipe.config import REPO_ROOT, Settings
+from carbonpipe.core.config import REPO_ROOT, Settings
 from dashboard.cli import command
 from spark_jobs.hot_store import HotStore
 
@@ -41,7 +41,7 @@ def window(ws: int, kwh: float, g: float) -> dict[str, object]:
 @pytest.fixture()
 def dashboard(unique_topics: Settings) -> Iterator[tuple[str, Settings]]:
     s = unique_topics
-    store = HotStore(s.effective_mongo_uri, s.mongo_db)
+    store = HotStore(s.mongo_uri, s.mongo_db)
     store.write_batch(0, [window(1_760_000_040, 0.0125, 2.5)], {"valid": 60})
     store.write_batch(1, [window(1_760_000_100, 0.0075, 2.25)], {"valid": 60})
     store.close()

@@ -10,24 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.config import REPO_ROOT, load_settings
+from carbonpipe.core.config import REPO_ROOT, load_settings
 from dashboard.data import (
     budget_rows,
     decision_log,
-    parse_budgets,
     power_series,
     run_summary,
     scheduled_summary,
 )
 
 
-def test_budgets_parse_and_report_use() -> None:
-    budgets = parse_budgets("alice=500, bob=1000")
+def test_budgets_report_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARBONPIPE_BUDGETS_G", "alice=500, bob=1000")
+    budgets = load_settings().budgets_g
     rows = budget_rows([{"user_id": "alice", "co2_g": 125.0}, {"user_id": "eve", "co2_g": 1.0}],
                        budgets)  # fmt: skip
     assert rows == [{"user": "alice", "budget (g)": 500.0, "used (g)": 125.0, "used (%)": 25.0}]
-    with pytest.raises(ValueError, match="CARBONPIPE_BUDGETS_G"):
-        parse_budgets("alice:500")
 
 
 def test_power_series_sums_hosts_per_window() -> None:

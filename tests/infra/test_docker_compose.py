@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.config import REPO_ROOT
+from carbonpipe.core.config import REPO_ROOT
 
 yaml = pytest.importorskip("yaml")
 

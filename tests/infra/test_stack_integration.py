@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from carbonpipe import stack
-from carbonpipe.config import Settings
+from carbonpipe.core.config import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_kafka_produce_consume_roundtrip(unique_topics: Settings) -> None:
 def test_mongo_upsert_roundtrip(unique_topics: Settings) -> None:
     from pymongo import MongoClient, UpdateOne
 
-    client: MongoClient = MongoClient(unique_topics.effective_mongo_uri,
+    client: MongoClient = MongoClient(unique_topics.mongo_uri,
                                       serverSelectionTimeoutMS=5000)
     try:
         col = client[unique_topics.mongo_db]["runs"]
@@ -126,8 +126,8 @@ def test_spark_batch_reads_kafka_with_local_jars(unique_topics: Settings) -> Non
     pyspark = pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
 
-    jars = sorted(unique_topics.jars_dir.glob("*.jar"))
-    assert any(j.name.startswith("spark-sql-kafka") for j in jars), unique_topics.jars_dir
+    jars = sorted(unique_topics.spark_jars_dir.glob("*.jar"))
+    assert any(j.name.startswith("spark-sql-kafka") for j in jars), unique_topics.spark_jars_dir
     _produce(unique_topics, unique_topics.intensity_topic,
              [{"zone": "GB", "g": 100 + i} for i in range(5)])
     spark = (SparkSession.builder.master("local[1]").appName("carbonpipe-jar-check")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from carbonpipe import stack
-from carbonpipe.config import load_settings
+from carbonpipe.core.config import load_settings
 
 
 def test_cluster_id_is_a_kafka_uuid() -> None:

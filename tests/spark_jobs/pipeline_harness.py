@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.config import REPO_ROOT, Settings
+from carbonpipe.core.config import REPO_ROOT, Settings
 
 ENV_FIELDS = (
     "kafka_bootstrap_servers", "metrics_topic", "intensity_topic", "dlq_topic", "mongo_db",

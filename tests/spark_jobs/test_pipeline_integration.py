@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.config import Settings
-from carbonpipe.contracts import intensity_key, utc_iso
+from carbonpipe.core.config import Settings
+from carbonpipe.core.contracts import intensity_key
+from carbonpipe.core.timeutil import utc_iso
 from spark_jobs.hot_store import newest
 from spark_jobs.reference import load_fallback_table
 from tests.spark_jobs.pipeline_harness import StreamJob, consume_all, produce, wait_for
@@ -144,7 +145,7 @@ def close(a: float, b: float) -> bool:
 def mongo_db(settings: Settings) -> Any:
     from pymongo import MongoClient
 
-    return MongoClient(settings.effective_mongo_uri, tz_aware=True)[settings.mongo_db]
+    return MongoClient(settings.mongo_uri, tz_aware=True)[settings.mongo_db]
 
 
 def mongo_windows(db: Any) -> dict[tuple[str, int], tuple[float, float, int]]:
@@ -250,7 +251,7 @@ def test_exact_totals_dead_letters_and_restarts(pipeline: Settings, tmp_path: Pa
     job = StreamJob(s, tmp_path / "job2.log")
     try:
         wait_for("the replayed batch", lambda: db["job_state"].count_documents({}) >= 1, job)
-        assert_totals(s, Path(s.cold_uri), PHASE1)
+        assert_totals(s, Path(s.cold_store_uri), PHASE1)
 
         # 2. Bad input and a late event go to the dead-letter topic; the job keeps going.
         produce(s, s.metrics_topic, [(None, v) for v, _ in MALFORMED])
@@ -271,7 +272,7 @@ def test_exact_totals_dead_letters_and_restarts(pipeline: Settings, tmp_path: Pa
             job,
         )
         time.sleep(3.0)  # a double count would show up in a later batch
-        assert_totals(s, Path(s.cold_uri), PHASE1 + PHASE2)
+        assert_totals(s, Path(s.cold_store_uri), PHASE1 + PHASE2)
         assert job.alive(), job.tail()
 
         dead = consume_all(s, s.dlq_topic)

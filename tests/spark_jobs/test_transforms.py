@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.config import load_settings
+from carbonpipe.core.config import load_settings
 
 pyspark = pytest.importorskip("pyspark")
 

@@ -4,7 +4,6 @@ and access to ../shared (skipped with a clear message where it is absent)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -17,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from carbonpipe.config import REPO_ROOT, Settings, load_settings
+from carbonpipe.core.config import Settings, load_settings
 from carbonpipe.intensity.trace import shared_traces_dir
 
-SHARED_ROOT = Path(os.environ.get("CARBONPIPE_SHARED_DIR") or REPO_ROOT.parent / "shared")
+SHARED_ROOT = load_settings().shared_dir
 SHARED_FIXTURES = SHARED_ROOT / "fixtures" / "providers"
 
 

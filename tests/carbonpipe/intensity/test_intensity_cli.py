@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from carbonpipe.cli import main
-from carbonpipe.config import REPO_ROOT, get_settings
+from carbonpipe.core.config import REPO_ROOT, get_settings
 
 from .conftest import FixtureServer, fixture_json, fixture_reply
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.intensity.base import parse_time
+from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.intensity.chain import build_provider
 from carbonpipe.intensity.electricitymaps import ElectricityMapsProvider
 from carbonpipe.intensity.errors import AuthError, NotCovered, ZoneNotAllowed
@@ -67,7 +67,7 @@ def test_history_24h_every_row(server: FixtureServer, fixtures_dir: Path, make_s
     assert len(pts) == len(rows) == 24
     for p, r in zip(pts, rows, strict=True):
         assert (p.start, p.carbon_intensity_g_per_kwh, p.zone) == (
-            parse_time(r["datetime"]),
+            parse_iso(r["datetime"]),
             float(r["carbonIntensity"]),
             "DE",
         )
@@ -85,7 +85,7 @@ def test_past_range(server: FixtureServer, fixtures_dir: Path, make_settings) ->
     )
     assert [(p.start.hour, p.carbon_intensity_g_per_kwh) for p in pts] == [(2, 161.0), (3, 167.0)]
     q = server.requests[0].query
-    assert q["zone"] == ["DK-DK2"] and parse_time(q["start"][0]) == start
+    assert q["zone"] == ["DK-DK2"] and parse_iso(q["start"][0]) == start
 
 
 def test_forecast_every_row(server: FixtureServer, fixtures_dir: Path, make_settings) -> None:
@@ -97,7 +97,7 @@ def test_forecast_every_row(server: FixtureServer, fixtures_dir: Path, make_sett
     assert len(pts) == len(rows) == 48
     for p, r in zip(pts, rows, strict=True):
         assert (p.start, p.carbon_intensity_g_per_kwh, p.kind) == (
-            parse_time(r["datetime"]),
+            parse_iso(r["datetime"]),
             float(r["carbonIntensity"]),
             "forecast",
         )

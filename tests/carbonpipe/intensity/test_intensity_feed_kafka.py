@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from carbonpipe.config import Settings
+from carbonpipe.core.config import Settings
 from carbonpipe.intensity import feeder
 from carbonpipe.intensity.offline import TraceProvider
 from carbonpipe.intensity.static import StaticProvider

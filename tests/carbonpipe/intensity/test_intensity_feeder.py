@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.contracts import GRID_INTENSITY_SCHEMA, intensity_key, validation_errors
+from carbonpipe.core.contracts import GRID_INTENSITY_SCHEMA, intensity_key, validation_errors
 from carbonpipe.intensity import feeder
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.model import IntensityPoint

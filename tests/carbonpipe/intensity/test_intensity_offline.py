@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carbonpipe.core.timeutil import from_datetime64
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.offline import TraceProvider
-from carbonpipe.intensity.trace import BUNDLED_TRACES_DIR, load_trace, to_datetime
+from carbonpipe.intensity.trace import BUNDLED_TRACES_DIR, load_trace
 
 UTC = timezone.utc
 SERIES = load_trace(BUNDLED_TRACES_DIR / "us-cal-ciso-2023.csv")
@@ -20,7 +21,7 @@ ZONE = "US-CAL-CISO"
 @settings(max_examples=60, deadline=None)
 @given(i=st.integers(min_value=0, max_value=len(SERIES) - 1))
 def test_history_answers_any_hour_of_the_trace_with_its_own_value(i: int) -> None:
-    start = to_datetime(SERIES.starts[i])
+    start = from_datetime64(SERIES.starts[i])
     p = TraceProvider({ZONE: SERIES})
     pts = p.history(ZONE, start, start + timedelta(hours=1))
     assert len(pts) == 1
@@ -36,7 +37,7 @@ def test_history_answers_any_hour_of_the_trace_with_its_own_value(i: int) -> Non
     minute=st.integers(min_value=0, max_value=59),
 )
 def test_replay_forecast_for_any_hour_is_flagged_perfect_foresight(i: int, minute: int) -> None:
-    trace_t = to_datetime(SERIES.starts[i])
+    trace_t = from_datetime64(SERIES.starts[i])
     now = trace_t.replace(year=2025) + timedelta(minutes=minute)  # 2025: not leap, like 2023
     p = TraceProvider({ZONE: SERIES}, clock=lambda: now)
     fc = p.forecast(ZONE, timedelta(hours=3))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from carbonpipe.config import REPO_ROOT
+from carbonpipe.core.config import REPO_ROOT
 from carbonpipe.intensity.errors import NotCovered, UnknownZone
 from carbonpipe.intensity.static import ZONE_AVERAGES_PATH, StaticProvider, load_zone_averages
 from carbonpipe.intensity.zones import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from carbonpipe.config import REPO_ROOT
+from carbonpipe.core.config import REPO_ROOT
 from carbonpipe.intensity.trace import (
     BUNDLED_TRACES_DIR,
     TraceError,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.intensity.base import parse_time
+from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.intensity.chain import build_provider
 from carbonpipe.intensity.errors import BadRequest, NotCovered, ProviderUnavailable
 from carbonpipe.intensity.uk import UKProvider
@@ -29,7 +29,7 @@ def expected(row: dict) -> tuple[datetime, datetime, float, str]:
     i = row["intensity"]
     kind = "actual" if i["actual"] is not None else "forecast"
     value = i["actual"] if i["actual"] is not None else i["forecast"]
-    return parse_time(row["from"]), parse_time(row["to"]), float(value), kind
+    return parse_iso(row["from"]), parse_iso(row["to"]), float(value), kind
 
 
 def test_current_actual(server: FixtureServer, fixtures_dir: Path, make_settings) -> None:
@@ -76,7 +76,7 @@ def test_history_pt24h_every_row(server: FixtureServer, fixtures_dir: Path, make
     f = fixtures_dir / "uk-national-grid" / "intensity-pt24h.json"
     server.route(r"/intensity/2023-03-14T12:00Z/pt24h", fixture_reply(f))
     rows = fixture_json(f)["data"]
-    start, end = parse_time(rows[0]["from"]), parse_time(rows[-1]["to"])
+    start, end = parse_iso(rows[0]["from"]), parse_iso(rows[-1]["to"])
     pts = uk(server, make_settings).history("GB", start, end)
     assert len(pts) == len(rows) == 48
     for p, row in zip(pts, rows, strict=True):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.intensity.base import parse_time
+from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.intensity.chain import build_provider
 from carbonpipe.intensity.errors import AuthError, NotCovered, ZoneNotAllowed
 from carbonpipe.intensity.model import LBS_PER_MWH_TO_G_PER_KWH
@@ -49,7 +49,7 @@ def test_login_basic_then_bearer_and_historical_converted(
     rows = fixture_json(f)["data"]
     assert len(pts) == len(rows) == 2
     for p, r in zip(pts, rows, strict=True):
-        assert p.start == parse_time(r["point_time"]) and p.end == p.start + timedelta(seconds=300)
+        assert p.start == parse_iso(r["point_time"]) and p.end == p.start + timedelta(seconds=300)
         assert p.carbon_intensity_g_per_kwh == pytest.approx(r["value"] * 0.45359237)
         assert (p.signal, p.kind, p.provider) == ("marginal", "actual", "watttime")
         assert "lbs_co2_per_mwh" in p.source
@@ -91,7 +91,7 @@ def test_forecast_and_forecast_historical(
     p = wt(server, make_settings, now)
     fc = p.forecast("CAISO_NORTH", timedelta(hours=1))
     rows = fixture_json(f)["data"][0]["forecast"]
-    assert [x.start for x in fc] == [parse_time(r["point_time"]) for r in rows]
+    assert [x.start for x in fc] == [parse_iso(r["point_time"]) for r in rows]
     assert all(x.kind == "forecast" and x.signal == "marginal" for x in fc)
     assert fc[0].carbon_intensity_g_per_kwh == pytest.approx(870 * 0.45359237)
     assert server.requests[-1].query["horizon_hours"] == ["1"]

@@ -130,7 +130,7 @@ def test_multizone_cli_and_alignment(root: Path) -> None:
 def test_provider_chain_forecast_keeps_provenance(root: Path, tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from carbonpipe.config import load_settings
+    from carbonpipe.core.config import load_settings
     from carbonpipe.scheduling.forecast import provider_forecast
     from carbonpipe.scheduling.policies import best_window
 

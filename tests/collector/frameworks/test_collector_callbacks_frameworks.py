@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.contracts import validation_errors
+from carbonpipe.core.contracts import validation_errors
 from collector import progress
 from collector.publish import MemorySink
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from carbonpipe.config import SCHEMAS_DIR
+from carbonpipe.core.config import SCHEMAS_DIR
+from carbonpipe.core.timeutil import utc_iso
 
 METRIC_EVENT_SCHEMA = "metric_event.v1.json"
 GRID_INTENSITY_SCHEMA = "grid_intensity.v1.json"
@@ -36,12 +37,6 @@ def validation_errors(event: dict[str, Any], schema: str = METRIC_EVENT_SCHEMA) 
     errs = sorted(_validator(schema).iter_errors(event), key=lambda e: list(e.path))
     return [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errs]
 
-
-def utc_iso(ts: datetime) -> str:
-    """UTC ISO-8601 with a Z and millisecond precision, the contract's timestamp form."""
-    if ts.tzinfo is None:
-        raise ValueError("naive datetime: carbonpipe timestamps are always UTC-aware")
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def intensity_key(zone: str, start: datetime) -> str:

@@ -1,0 +1,198 @@
+"""The one configuration object, loaded once from env (prefix ``CARBONPIPE_``) and .env.
+
+Every part (collector, feeder, Spark job, dashboard, CLI) reads its settings from here, and
+nothing else reads the environment for carbonpipe's own settings: a setting has exactly one
+name, ``CARBONPIPE_<FIELD>``. ``MONGO_URI`` (no prefix) is honoured too, because that is what
+users of MongoDB expect. Path defaults are filled from the home folder's ``Layout`` once, so
+``settings.cold_store_uri`` is always the value in force. Numeric values are range-checked.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from carbonpipe.core.errors import ConfigError
+from carbonpipe.core.layout import Layout
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS_DIR = REPO_ROOT / "schemas"
+DATA_DIR = REPO_ROOT / "data"
+
+PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
+SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
+
+__all__ = ["ConfigError", "Settings", "get_settings", "load_settings"]
+
+PositiveS = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CARBONPIPE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- where state lives -------------------------------------------------------------
+    home: Path = Field(default=REPO_ROOT / ".carbonpipe", description="all local state")
+    shared_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared",
+        description="the workplace's shared data (traces, provider bodies); may be absent",
+    )
+
+    # --- Kafka (log of record) ---------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
+    metrics_topic: str = Field(default="training.metrics", min_length=1)
+    intensity_topic: str = Field(default="grid.intensity", min_length=1)
+    dlq_topic: str = Field(default="training.metrics.dlq", min_length=1)
+    metrics_partitions: int = Field(default=3, ge=1, le=10_000)
+
+    # --- MongoDB (hot store). Unset -> the embedded FerretDB started by infra/ ------------
+    mongo_uri: str = Field(
+        default="", validation_alias=AliasChoices("CARBONPIPE_MONGO_URI", "MONGO_URI", "mongo_uri")
+    )
+    mongo_db: str = Field(default="carbonpipe", min_length=1)
+    ferretdb_port: Port = 27018
+
+    # --- Spark (streaming job) ----------------------------------------------------------
+    spark_master: str = "local[2]"
+    cold_store_uri: str = ""  # default: <home>/cold
+    checkpoint_uri: str = ""  # default: <home>/checkpoints
+    lateness_s: int = Field(default=900, ge=0)
+    window_s: int = Field(default=60, ge=1, le=86_400)
+    trigger_s: PositiveS = 2.0
+    max_offsets_per_trigger: int = Field(default=2_000_000, ge=1)
+    shuffle_partitions: int = Field(default=2, ge=1)
+    spark_driver_memory: str = "2g"
+    # Per-event Parquet archive beside the window partials. Off by default: it costs ~35 % more
+    # time per event (bench/results/pipeline.json), and Kafka, the log of record, keeps them.
+    cold_events: bool = False
+    # Spark tasks per micro-batch read of the log; 0 = Kafka partitions x Spark's default
+    # parallelism, so every core gets an equal share (3 partitions on 2 cores otherwise leave
+    # one core idle for a third of each batch).
+    kafka_min_partitions: int = Field(default=0, ge=0)
+    spark_jars_dir: Path = Path()  # default: <home>/jars/spark
+    # Test only: the job exits after its sinks and before the commit (crash-recovery tests).
+    fault_exit_after_sinks: bool = Field(default=False, description="test only")
+
+    # --- collector ------------------------------------------------------------------------
+    sample_interval_s: float = Field(default=1.0, ge=0.05, le=3600)
+    sysfs_root: Path = Path("/sys")
+    spool_dir: Path = Path()  # default: <home>/spool
+    spool_max_mb: PositiveS = 256.0
+    cpu_tdp_w: float | None = Field(default=None, gt=0)  # override the TDP table
+    ram_w_per_gb: float | None = Field(default=None, ge=0)  # override the RAM power model
+    zone: str | None = None  # grid zone of this host (e.g. GB, DE, US-CAL-CISO)
+    cloud_region: str | None = None  # e.g. aws:eu-west-1, mapped to a zone
+    allow_fallback_zone: str | None = None
+
+    # --- carbon intensity providers ----------------------------------------------------
+    providers: str = "trace,static"  # chain order, names from PROVIDER_NAMES
+    http_timeout_s: PositiveS = 10.0
+    http_retries: int = Field(default=3, ge=0, le=20)
+    cache_ttl_s: float = Field(default=300.0, ge=0)
+    uk_base_url: str = "https://api.carbonintensity.org.uk"
+    electricitymaps_base_url: str = "https://api.electricitymap.org/v3"
+    electricitymaps_token: SecretStr | None = None
+    watttime_base_url: str = "https://api.watttime.org"
+    watttime_username: str | None = Field(default=None, repr=False)
+    watttime_password: SecretStr | None = None
+    trace_paths: str = ""  # comma-separated extra trace files (CSV or Parquet)
+    feeder_interval_s: PositiveS = 300.0
+    http_backoff_s: float = Field(default=0.5, ge=0)  # first retry delay; doubles per retry
+    intensity_cache_dir: Path | None = None  # on-disk TTL cache; None = in-memory only
+    zone_averages_path: Path = DATA_DIR / "zone_averages.csv"  # static fallback table
+
+    # --- dashboard -------------------------------------------------------------------------
+    dashboard_port: Port = 8501
+    dashboard_refresh_s: PositiveS = 5.0
+    # Per-user budgets in gCO2e, ``alice=500,bob=1200``.
+    budgets_g: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, v: str) -> str:
+        names = [p.strip() for p in v.split(",") if p.strip()]
+        bad = [p for p in names if p not in PROVIDER_NAMES]
+        if bad:
+            raise ValueError(
+                f"unknown provider(s) {bad}; CARBONPIPE_PROVIDERS takes a comma-separated "
+                f"list of {', '.join(PROVIDER_NAMES)}"
+            )
+        return ",".join(names)
+
+    @field_validator("budgets_g", mode="before")
+    @classmethod
+    def _parse_budgets(cls, v: Any) -> Any:
+        return parse_budgets(v) if isinstance(v, str) else v
+
+    @_model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        """Path defaults from the home folder, filled once: each setting keeps one name."""
+        lay = Layout(Path(self.home))
+        if not self.mongo_uri:
+            self.mongo_uri = self.embedded_mongo_uri
+        self.cold_store_uri = self.cold_store_uri or str(lay.cold)
+        self.checkpoint_uri = self.checkpoint_uri or str(lay.checkpoints)
+        if self.spark_jars_dir == Path():
+            self.spark_jars_dir = lay.jars / "spark"
+        if self.spool_dir == Path():
+            self.spool_dir = lay.spool
+        return self
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def embedded_mongo_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ferretdb_port}/"
+
+    @property
+    def uses_embedded_mongo(self) -> bool:
+        """No other MongoDB was named: the stack starts (and the job uses) the embedded FerretDB."""
+        return self.mongo_uri == self.embedded_mongo_uri
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(Path(self.home))
+
+    @property
+    def provider_chain(self) -> list[str]:
+        return [p for p in self.providers.split(",") if p]
+
+
+def parse_budgets(text: str) -> dict[str, float]:
+    """``alice=500,bob=1200`` -> {"alice": 500.0, "bob": 1200.0} (gCO2e per user)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        user, sep, value = item.partition("=")
+        try:
+            grams = float(value)
+        except ValueError:
+            grams = -1.0
+        if not sep or not user.strip() or not grams >= 0:
+            raise ValueError(f"bad budget {item!r}: use user=grams, e.g. alice=500,bob=1200")
+        out[user.strip()] = grams
+    return out
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's error into one that names the env key and the fix."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = "CARBONPIPE_" + "_".join(str(p) for p in err["loc"]).upper()
+            secret = any(w in key for w in SECRET_WORDS)
+            got = "<redacted>" if secret else repr(err.get("input"))
+            lines.append(f"{key}: {err['msg']} (got {got})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
