@@ -8,14 +8,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from carbonpipe.core.aggregates import shown_names
 from carbonpipe.core.config import Settings, get_settings
 
-RUN_FIELDS = (
-    "run_id", "user_id", "model_name", "start", "end", "duration_s", "energy_kwh", "co2_g",
-    "mean_intensity_g_per_kwh", "method", "measured_kwh", "estimated_kwh", "fallback_kwh",
-    "cpu_kwh", "gpu_kwh", "ram_kwh", "n_events", "hosts", "zones", "intensity_providers",
-    "ended", "schedule_decision_id",
-)  # fmt: skip
+RUN_IDENTITY = ("run_id", "user_id", "model_name", "start", "end", "duration_s")
+RUN_PROVENANCE = ("hosts", "zones", "intensity_providers", "schedule_decision_id")
+
+
+def run_fields() -> tuple[str, ...]:
+    """What a reader gets per run: identity, the shown aggregates (declared once in
+    ``carbonpipe.core.aggregates``) and provenance."""
+    return (*RUN_IDENTITY, *shown_names(), *RUN_PROVENANCE)
 
 
 def _db(settings: Settings) -> Any:
@@ -29,10 +32,11 @@ def _db(settings: Settings) -> Any:
 
 def fetch_runs(settings: Settings, user: str | None = None) -> list[dict[str, Any]]:
     query = {"user_id": user} if user else {}
-    from spark_jobs.hot_store import newest
+    from carbonpipe.core.versions import newest
 
     docs = newest(_db(settings)["runs"].find(query))
-    runs = [{k: d.get(k) for k in RUN_FIELDS} for d in docs]
+    fields = run_fields()
+    runs = [{k: d.get(k) for k in fields} for d in docs]
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     runs.sort(key=lambda r: r.get("start") or epoch, reverse=True)
     return runs
@@ -61,7 +65,7 @@ def user_totals(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
-    from spark_jobs.hot_store import newest
+    from carbonpipe.core.versions import newest
 
     docs = newest(_db(settings)["windows"].find({"run_id": run_id}))
     return sorted(docs, key=lambda d: (d["window_start_s"], d["host"]))
@@ -77,7 +81,7 @@ def fetch_intensity(settings: Settings) -> list[dict[str, Any]]:
 
 def fetch_stats(settings: Settings) -> dict[str, int]:
     """Pipeline counters: valid events and dead letters per reason."""
-    from spark_jobs.hot_store import newest
+    from carbonpipe.core.versions import newest
 
     docs = newest(_db(settings)["stats"].find())
     return dict(docs[0]["counts"]) if docs else {}

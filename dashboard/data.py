@@ -7,27 +7,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from carbonpipe.core.aggregates import dashboard_labels
 from carbonpipe.core.config import Settings
 
-RUN_COLUMNS = {
+IDENTITY_COLUMNS = {
     "run_id": "run",
     "user_id": "user",
     "model_name": "model",
     "start": "start (UTC)",
     "duration_s": "duration (s)",
-    "energy_kwh": "energy (kWh)",
-    "co2_g": "CO₂e (g)",
-    "mean_intensity_g_per_kwh": "mean intensity (g/kWh)",
-    "method": "method",
-    "fallback_kwh": "kWh on fallback intensity",
-    "zones": "zones",
 }
+
+
+def run_columns() -> dict[str, str]:
+    """Field -> column label of the runs table: identity, the aggregates that declare a label
+    (``carbonpipe.core.aggregates``), and the zones."""
+    return {**IDENTITY_COLUMNS, **dashboard_labels(), "zones": "zones"}
 
 
 def runs_table(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
+    columns = run_columns()
     for r in runs:
-        row = {label: r.get(key) for key, label in RUN_COLUMNS.items()}
+        row = {label: r.get(key) for key, label in columns.items()}
         row["zones"] = ", ".join(r.get("zones") or [])
         out.append(row)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from carbonpipe.core.aggregates import AGGREGATES
 from carbonpipe.core.config import ConfigError, Settings
 from spark_jobs.session import build_session
 from spark_jobs.stream import events_path, uri_exists, windows_path
@@ -11,14 +12,24 @@ from spark_jobs.stream import events_path, uri_exists, windows_path
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# Window partials are per-batch deltas: a window's total is their sum.
-WINDOWS_VIEW = """
-SELECT run_id, user_id, model_name, host, zone, timestamp_seconds(window_start_s) AS window_start,
-       SUM(energy_kwh) AS energy_kwh, SUM(co2_g) AS co2_g, SUM(n_events) AS n_events,
-       SUM(measured_kwh) AS measured_kwh, SUM(estimated_kwh) AS estimated_kwh,
-       SUM(fallback_kwh) AS fallback_kwh
-FROM window_partials GROUP BY run_id, user_id, model_name, host, zone, window_start_s
-"""
+WINDOW_KEYS_SQL = "run_id, user_id, model_name, host, zone, window_start_s"
+
+
+def windows_view_sql(columns: set[str] | None = None) -> str:
+    """The ``windows`` view: window partials (per-batch deltas) merged per window as each
+    aggregate declares (``carbonpipe.core.aggregates``). ``columns``: those the partials on
+    disk have (older partials lack newer aggregates: those are left out, not failed on)."""
+    merged = ", ".join(
+        f"{a.merge.upper() if a.merge != 'last' else 'MAX_BY'}"
+        f"({a.name}{', batch_id' if a.merge == 'last' else ''}) AS {a.name}"
+        for a in AGGREGATES
+        if columns is None or a.name in columns
+    )
+    return (
+        f"SELECT run_id, user_id, model_name, host, zone, "
+        f"timestamp_seconds(window_start_s) AS window_start, {merged} "
+        f"FROM window_partials GROUP BY {WINDOW_KEYS_SQL}"
+    )
 
 
 def cold_session(settings: Settings) -> SparkSession:
@@ -48,5 +59,6 @@ def cold_session(settings: Settings) -> SparkSession:
             f"CARBONPIPE_COLD_STORE_URI: nothing under {settings.cold_store_uri} yet; start the "
             "stack (`make demo` or `carbonpipe stream`) and let it write"
         )
-    spark.sql(WINDOWS_VIEW).createOrReplaceTempView("windows")
+    view = windows_view_sql(set(spark.table("window_partials").columns))
+    spark.sql(view).createOrReplaceTempView("windows")
     return spark

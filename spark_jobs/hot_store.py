@@ -10,9 +10,9 @@ batch's partial). Why:
   inserts a batch of documents in one transaction; MongoDB is happy either way;
 - crash-safe: a version is one atomic insert; superseded versions are deleted later, always
   keeping the two newest per key, so the base of a replayed batch is still there.
-Readers take the newest version per key (``newest``). The job is the only writer of its
-database, so the driver keeps the versions of the windows still open (not yet behind the
-watermark) in memory and reads MongoDB only once, at start.
+Readers take the newest version per key (``carbonpipe.core.versions.newest``). The job is the
+only writer of its database, so the driver keeps the versions of the windows still open (not
+yet behind the watermark) in memory and reads MongoDB only once, at start.
 """
 
 from __future__ import annotations
@@ -21,22 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-SUMMED = (
-    "energy_kwh",
-    "cpu_kwh",
-    "gpu_kwh",
-    "ram_kwh",
-    "measured_kwh",
-    "estimated_kwh",
-    "co2_g",
-    "fallback_kwh",
-    "forecast_kwh",
-    "covered_s",
-    "n_events",
-    "sum_cpu_utilization_pct",
-)
-MAXED = ("max_gpu_mem_used_mb", "max_ram_used_mb", "last_ts_s", "max_seq", "ended")
-MINNED = ("first_ts_s", "min_seq")
+from carbonpipe.core.aggregates import AGGREGATES
+from carbonpipe.core.units import J_PER_KWH
 
 
 def window_id(row: Mapping[str, Any]) -> str:
@@ -44,14 +30,16 @@ def window_id(row: Mapping[str, Any]) -> str:
 
 
 def _merge_numbers(doc: dict[str, Any], part: Mapping[str, Any]) -> None:
-    for k in SUMMED:
-        doc[k] = (doc.get(k) or 0) + (part.get(k) or 0)
-    for k in MAXED:
-        vals = [v for v in (doc.get(k), part.get(k)) if v is not None]
-        doc[k] = max(vals) if vals else None
-    for k in MINNED:
-        vals = [v for v in (doc.get(k), part.get(k)) if v is not None]
-        doc[k] = min(vals) if vals else None
+    """Merges ``part`` into ``doc`` the way each aggregate of ``AGGREGATES`` declares."""
+    for agg in AGGREGATES:
+        k, old, new = agg.name, doc.get(agg.name), part.get(agg.name)
+        if agg.merge == "sum":
+            doc[k] = (old or 0) + (new or 0)
+        elif agg.merge == "last":
+            doc[k] = new if new is not None else old
+        else:
+            vals = [v for v in (old, new) if v is not None]
+            doc[k] = (max if agg.merge == "max" else min)(vals) if vals else None
 
 
 def method_label(doc: Mapping[str, Any]) -> str:
@@ -73,7 +61,7 @@ def _derive(doc: dict[str, Any]) -> dict[str, Any]:
     e = doc.get("energy_kwh") or 0.0
     doc["mean_intensity_g_per_kwh"] = (doc["co2_g"] / e) if e > 0 else None
     cov = doc.get("covered_s") or 0.0
-    doc["mean_power_w"] = (e * 3.6e6 / cov) if cov > 0 else None
+    doc["mean_power_w"] = (e * J_PER_KWH / cov) if cov > 0 else None
     n = doc.get("n_events") or 0
     doc["mean_cpu_utilization_pct"] = (doc.get("sum_cpu_utilization_pct") or 0) / n if n else None
     doc["method"] = method_label(doc)
@@ -192,16 +180,6 @@ def merge_counts(
     doc["_id"] = f"{doc['key']}|b{batch_id}"
     doc["updated_at"] = datetime.now(timezone.utc)
     return doc
-
-
-def newest(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The newest version per key: what readers show."""
-    best: dict[str, dict[str, Any]] = {}
-    for d in docs:
-        cur = best.get(d["key"])
-        if cur is None or d["batch_id"] > cur["batch_id"]:
-            best[d["key"]] = dict(d)
-    return list(best.values())
 
 
 class Versions:

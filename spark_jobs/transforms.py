@@ -19,16 +19,16 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from carbonpipe.core.aggregates import AGGREGATES, DEVICES
 from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
+from carbonpipe.core.units import J_PER_KWH
 from spark_jobs.schema import CORRUPT_COLUMN, field_rules, lenient_struct, metric_event_struct
 
-J_PER_KWH = 3.6e6
 SLOT_S = 300  # resolution of the intensity lookup: 5 min divides 15/30/60-min grid data
 MIN_VALID_EPOCH_S = 946_684_800  # 2000-01-01T00:00:00Z: older timestamps are absurd
 MAX_FUTURE_S = 86_400  # a timestamp more than a day ahead of the job's clock is absurd
 
 REQUIRED = ("timestamp", "run_id", "user_id", "model_name", "interval_s")
-DEVICES = ("cpu", "gpu", "ram")
 
 
 def _contract() -> dict[str, Any]:
@@ -250,45 +250,16 @@ GROUP_EXTRA = ("intensity_provider", "schedule_decision_id")
 
 
 def windows(enriched: DataFrame, window_s: int) -> DataFrame:
-    """Tumbling-window totals per run, user, model, host and zone (partial: one micro-batch).
+    """Tumbling-window totals per run, user, model, host and zone (partial: one micro-batch):
+    the aggregates of ``carbonpipe.core.aggregates.AGGREGATES``.
 
     One row per window *and* intensity provider / schedule decision: fold them with
     ``spark_jobs.hot_store.fold_windows``.
     """
 
-    def dev_kwh(dev: str) -> str:
-        return f"coalesce({dev}_energy_j, 0D) / {J_PER_KWH!r}D"
-
-    def by_method(method: str) -> str:
-        return " + ".join(
-            f"CASE WHEN {d}_method = '{method}' THEN {dev_kwh(d)} ELSE 0D END" for d in DEVICES
-        )
-
-    def kind_kwh(kind: str) -> str:
-        return f"sum(CASE WHEN intensity_kind = '{kind}' THEN energy_kwh ELSE 0D END)"
-
-    aggs = {
-        "energy_kwh": "sum(energy_kwh)",
-        **{f"{d}_kwh": f"sum({dev_kwh(d)})" for d in DEVICES},
-        "measured_kwh": f"sum({by_method('measured')})",
-        "estimated_kwh": f"sum({by_method('estimated')})",
-        "co2_g": "sum(co2_g)",
-        "fallback_kwh": kind_kwh("fallback"),
-        "forecast_kwh": kind_kwh("forecast"),
-        "covered_s": "sum(interval_s)",
-        "n_events": "count(1)",
-        "first_ts_s": "min(ts_s)",
-        "last_ts_s": "max(ts_s)",
-        "min_seq": "min(seq)",
-        "max_seq": "max(seq)",
-        "sum_cpu_utilization_pct": "sum(cpu_utilization_pct)",
-        "max_gpu_mem_used_mb": "max(gpu_mem_used_mb)",
-        "max_ram_used_mb": "max(ram_used_mb)",
-        "ended": "max(CASE WHEN event_type = 'end' THEN 1 ELSE 0 END)",
-    }
     return (
         enriched.selectExpr("*", f"ts_s - pmod(ts_s, {int(window_s)}) AS window_start_s")
         .groupBy(*WINDOW_KEYS, *GROUP_EXTRA)
-        .agg(*(F.expr(sql).alias(name) for name, sql in aggs.items()))
+        .agg(*(F.expr(a.spark_sql).alias(a.name) for a in AGGREGATES))
         .select("*", F.lit(int(window_s)).alias("window_s"))
     )

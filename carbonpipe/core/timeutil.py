@@ -31,6 +31,16 @@ def parse_duration_s(text: str) -> float:
     return sum(float(n) * _UNIT_S[u.lower()] for n, u in parts)
 
 
+def duration_arg_s(text: str) -> float:
+    """``parse_duration_s`` as an argparse ``type=``: a bad value becomes a usage error."""
+    import argparse
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_duration(text: str) -> timedelta:
     """``parse_duration_s`` as a ``timedelta``."""
     return timedelta(seconds=parse_duration_s(text))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import timedelta
 from typing import Any
 
 from carbonpipe.core.config import PROVIDER_NAMES, get_settings
-from carbonpipe.core.timeutil import utc_iso
+from carbonpipe.core.timeutil import duration_arg_s, utc_iso
 from carbonpipe.intensity.errors import IntensityError, NoProviderAnswered, UnknownZone
 from carbonpipe.intensity.model import IntensityPoint
 
@@ -25,14 +24,6 @@ JSON_FIELDS = (
     "source",
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``24h``, ``90m``, ``2d``, ``3600s``; a bare number means hours."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if not m:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}: use e.g. 24h, 90m, 2d")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2) or "h"])
 
 
 def point_json(p: IntensityPoint) -> dict[str, Any]:
@@ -158,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--forecast",
-        type=parse_duration,
+        type=lambda text: timedelta(seconds=duration_arg_s(text)),
         metavar="DURATION",
         help="also show the forecast over this horizon, e.g. 24h",
     )

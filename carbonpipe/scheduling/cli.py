@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from carbonpipe.core.timeutil import duration_arg_s, parse_iso
 from carbonpipe.scheduling.policies import (
     AllowedHours,
     Forecast,
@@ -30,42 +30,13 @@ from carbonpipe.scheduling.policies import (
     threshold_defer,
 )
 
-_DUR = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([dhms])", re.IGNORECASE)
-_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """'4h', '90m', '1h30m', '2.5h', '45s', '1d'; a bare number is seconds."""
-    t = text.strip()
-    try:
-        return float(t)
-    except ValueError:
-        pass
-    parts = _DUR.findall(t)
-    if not parts or _DUR.sub("", t).strip():
-        raise ValueError(f"bad duration {text!r}: use e.g. 4h, 90m, 1h30m, 45s")
-    return sum(float(n) * _UNIT[u.lower()] for n, u in parts)
-
-
-def parse_time(text: str) -> datetime:
-    t = text.strip().replace("Z", "+00:00")
-    dt = datetime.fromisoformat(t)
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def _dur(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
 
 # ------------------------------------------------------------------------------ parsers
 def _policy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="gCO2e/kWh for --policy threshold (default: 30th percentile of the "
                         "forecast up to the deadline)")
-    p.add_argument("--max-delay", type=_dur, default=None,
+    p.add_argument("--max-delay", type=duration_arg_s, default=None,
                    help="threshold policy: longest wait (default: deadline - duration)")
     p.add_argument("--allowed-hours", default=None, help="local window, e.g. 03:00-22:00")
     p.add_argument("--tz", default="UTC", help="time zone of --allowed-hours, e.g. Europe/London")
@@ -78,8 +49,10 @@ def run_parser() -> argparse.ArgumentParser:
                     "'carbonpipe schedule evaluate -h' replays real traces.")
     p.add_argument("--zone", default=None, help="grid zone (default: CARBONPIPE_ZONE)")
     p.add_argument("--zones", default=None, help="multizone: comma-separated candidate zones")
-    p.add_argument("--duration", type=_dur, required=True, help="expected run time, e.g. 4h")
-    p.add_argument("--deadline", type=_dur, default=24 * 3600.0, help="finish within (24h)")
+    p.add_argument("--duration", type=duration_arg_s, required=True,
+                   help="expected run time, e.g. 4h")
+    p.add_argument("--deadline", type=duration_arg_s, default=24 * 3600.0,
+                   help="finish within (24h)")
     p.add_argument("--policy", choices=("threshold", "window", "interruptible", "multizone"),
                    default=None, help="default: window (interruptible with --interruptible)")
     p.add_argument("--interruptible", action="store_true",
@@ -93,7 +66,7 @@ def run_parser() -> argparse.ArgumentParser:
                    help="replay forecast from trace file(s) (comma-separated for --zones)")
     p.add_argument("--trace-start", default=None,
                    help="trace instant that maps to now (default: same hour of the year)")
-    p.add_argument("--poll", type=_dur, default=900.0,
+    p.add_argument("--poll", type=duration_arg_s, default=900.0,
                    help="re-plan check interval while waiting (15m)")
     p.add_argument("--time-scale", type=float, default=None,
                    help="run the clock this many times faster (demos and tests)")
@@ -116,8 +89,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
                    help="trace file; comma-separated files for multizone (first is home)")
     p.add_argument("--policy", default="threshold,window,interruptible",
                    help="comma-separated: threshold, window, interruptible, multizone")
-    p.add_argument("--duration", type=_dur, default=4 * 3600.0)
-    p.add_argument("--deadline", type=_dur, default=24 * 3600.0)
+    p.add_argument("--duration", type=duration_arg_s, default=4 * 3600.0)
+    p.add_argument("--deadline", type=duration_arg_s, default=24 * 3600.0)
     p.add_argument("--jobs", default=None,
                    help="CSV submit_time,duration,deadline,interruptible instead of hourly jobs")
     p.add_argument("--forecast-error", type=float, default=0.0,
@@ -185,7 +158,7 @@ def _forecasts(ns: argparse.Namespace, now: datetime, clock_dt: Any) -> list[For
              if z.strip()]
     horizon = ns.deadline + 3600.0
     if ns.trace:
-        start = parse_time(ns.trace_start) if ns.trace_start else None
+        start = parse_iso(ns.trace_start) if ns.trace_start else None
         return [replay_forecast(t.strip(), now, horizon, trace_start=start)
                 for t in ns.trace.split(",") if t.strip()]
     if not zones:

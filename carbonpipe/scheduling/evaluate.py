@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from carbonpipe.core.timeutil import parse_duration_s, parse_iso
 from carbonpipe.scheduling.policies import (
     AllowedHours,
     Batch,
@@ -237,19 +238,17 @@ class JobSpec:
 def read_jobs(path: str | Path) -> list[JobSpec]:
     """submit_time,duration,deadline,interruptible; deadline is a duration after submit
     (``24h``) or an absolute UTC timestamp."""
-    from carbonpipe.scheduling.cli import parse_duration, parse_time
-
     jobs = []
     with open(path, encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
-            submit = parse_time(row["submit_time"])
+            submit = parse_iso(row["submit_time"])
             dl_text = row["deadline"].strip()
             try:
-                deadline_s = parse_duration(dl_text)
+                deadline_s = parse_duration_s(dl_text)
             except ValueError:
-                deadline_s = (parse_time(dl_text) - submit).total_seconds()
+                deadline_s = (parse_iso(dl_text) - submit).total_seconds()
             inter = str(row.get("interruptible", "")).strip().lower() in ("1", "true", "yes", "y")
-            jobs.append(JobSpec(submit, parse_duration(row["duration"]), deadline_s, inter))
+            jobs.append(JobSpec(submit, parse_duration_s(row["duration"]), deadline_s, inter))
     return jobs
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from carbonpipe.core.versions import newest
 from spark_jobs.hot_store import (
     Versions,
     merge_counts,
     merge_run,
     merge_window,
     method_label,
-    newest,
     run_parts,
 )
 
@@ -87,3 +87,19 @@ def test_rows_per_provider_fold_into_one_window() -> None:
     assert w["energy_kwh"] == 1.5 and w["n_events"] == 60 and w["last_ts_s"] == 659
     assert w["intensity_providers"] == ["static", "trace"] and w["schedule_decision_id"] == "d1"
     assert folded[660]["energy_kwh"] == 1.0 and len(folded) == 2
+
+
+def test_every_declared_aggregate_survives_the_window_and_run_merges() -> None:
+    """E1 of the design review: an aggregate declared once is merged, never dropped."""
+    from carbonpipe.core.aggregates import AGGREGATES
+
+    first = {a.name: 3.0 for a in AGGREGATES}
+    second = {a.name: 5.0 for a in AGGREGATES}
+    want = {"sum": 8.0, "max": 5.0, "min": 3.0, "last": 5.0}
+    w1 = merge_window(None, part(**first), 1)
+    w2 = merge_window(w1, part(**second), 2)
+    runs = run_parts([part(**first), part(host="h2", **second)])
+    r = merge_run(None, runs["r1"], 1)
+    for a in AGGREGATES:
+        assert w2[a.name] == want[a.merge], a
+        assert r[a.name] == want[a.merge], a

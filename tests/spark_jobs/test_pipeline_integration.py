@@ -20,7 +20,7 @@ import pytest
 from carbonpipe.core.config import Settings
 from carbonpipe.core.contracts import intensity_key
 from carbonpipe.core.timeutil import utc_iso
-from spark_jobs.hot_store import newest
+from carbonpipe.core.versions import newest
 from spark_jobs.reference import load_fallback_table
 from tests.spark_jobs.pipeline_harness import StreamJob, consume_all, produce, wait_for
 

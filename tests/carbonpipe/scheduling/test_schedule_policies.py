@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from carbonpipe.intensity.model import IntensityPoint
-from carbonpipe.scheduling.cli import parse_duration
 from carbonpipe.scheduling.decisions import expected_vs_measured
 from carbonpipe.scheduling.forecast import forecast_from_points, shift_to
 from carbonpipe.scheduling.policies import (
@@ -147,14 +146,6 @@ def test_shift_to_now_keeps_costs_exact() -> None:
     s = shift_to(f, T0 + timedelta(minutes=15))
     assert s.t0 == T0 + timedelta(minutes=15)
     assert s.values.tolist() == pytest.approx([150, 350])
-
-
-def test_parse_duration() -> None:
-    assert parse_duration("4h") == 4 * H
-    assert parse_duration("1h30m") == 1.5 * H
-    assert parse_duration("90") == 90
-    with pytest.raises(ValueError):
-        parse_duration("4 hours please")
 
 
 def test_expected_vs_measured() -> None:
