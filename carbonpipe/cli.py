@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from carbonpipe.core.config import ConfigError
+from carbonpipe.core.errors import CarbonpipeError
 
 COMMAND_MODULES = (
     "carbonpipe.stack",  # up / down / status of the local services
@@ -44,13 +44,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     owner = COMMAND_OWNERS.get(command or "")
     for name in [owner] if owner else COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                continue  # that part is not installed/written: skip it
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -63,9 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"carbonpipe: {exc}", file=sys.stderr)
-        return 2
+    except CarbonpipeError as exc:  # the one place user errors become a message and a status
+        print(f"carbonpipe {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -57,6 +57,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from carbonpipe.core.config import ConfigError, get_settings
+    from carbonpipe.core.errors import UserError
     from collector.events import parse_tags
     from collector.runner import build_collector, resolve_zone
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             import psutil
 
             if not psutil.pid_exists(args.pid):
-                raise ConfigError(f"--pid {args.pid}: no such process")
+                raise UserError(f"--pid {args.pid}: no such process")
         collector = build_collector(settings, pid=args.pid, **common)
         _on_signals(lambda signum: collector.stop())
         collector.start().wait()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from carbonpipe.core.config import ConfigError, Settings
+from carbonpipe.core.errors import UserError
 from carbonpipe.core.fsutil import atomic_write_text
 from collector.devices.cpu import make_cpu_source
 from collector.devices.gpu import GpuSource, make_gpu_source
@@ -108,7 +109,7 @@ class RunLock:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._fh.close()
-            raise ConfigError(
+            raise UserError(
                 f"another collector already runs for this run on this host ({directory}); "
                 "one collector per host counts each device once"
             ) from None

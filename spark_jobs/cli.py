@@ -20,7 +20,7 @@ def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
     and, where the per-event archive is on, table ``events``."""
     from pyspark.errors import AnalysisException
 
-    from carbonpipe.core.config import ConfigError
+    from carbonpipe.core.errors import UserError
     from spark_jobs.analytics import cold_session
 
     spark = cold_session(get_settings())
@@ -28,7 +28,7 @@ def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
         return [r.asDict(recursive=True) for r in spark.sql(query).limit(limit).collect()]
     except AnalysisException as exc:
         if "TABLE_OR_VIEW_NOT_FOUND" in str(exc) and "`events`" in str(exc):
-            raise ConfigError(
+            raise UserError(
                 "table `events` is empty: the per-event archive is off by default. Query "
                 "`windows` (1-minute totals) instead, or set CARBONPIPE_COLD_EVENTS=true for the "
                 "streaming job (events from then on, or all of them after `carbonpipe stream "

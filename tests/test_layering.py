@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "carbonpipe.apps": {"carbonpipe.core", "carbonpipe.services", "carbonpipe.stack"},
     "dashboard": {"carbonpipe.core", "carbonpipe.query", "carbonpipe.scheduling"},
     "carbonpipe.cli": {"carbonpipe.core"},
+    "collector.__main__": {"carbonpipe.cli"},  # ``python -m collector`` = ``carbonpipe``
     "carbonpipe": {"carbonpipe.core", "collector"},  # the package's lazy ``track`` facade
 }
 

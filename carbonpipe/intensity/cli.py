@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from carbonpipe.core.config import PROVIDER_NAMES, get_settings
+from carbonpipe.core.errors import ConfigError
 from carbonpipe.core.timeutil import duration_arg_s, utc_iso
-from carbonpipe.intensity.errors import IntensityError, NoProviderAnswered, UnknownZone
 from carbonpipe.intensity.model import IntensityPoint
 
 JSON_FIELDS = (
@@ -50,7 +50,8 @@ def _providers(arg: str | None) -> list[str] | None:
     names = [n.strip() for n in arg.split(",") if n.strip()]
     bad = [n for n in names if n not in PROVIDER_NAMES]
     if bad:
-        raise UnknownZone(f"unknown provider(s) {bad}; choose from {', '.join(PROVIDER_NAMES)}")
+        raise ConfigError(f"--provider: unknown provider(s) {bad}; choose from "
+                          f"{', '.join(PROVIDER_NAMES)}")
     return names
 
 
@@ -59,17 +60,10 @@ def cmd_intensity(args: argparse.Namespace) -> int:
     from carbonpipe.intensity.zones import resolve_zone
 
     settings = get_settings()
-    try:
-        zone = resolve_zone(settings, args.zone)
-        chain = build_chain(settings, _providers(args.provider))
-        current = chain.current(zone)
-        forecast = chain.forecast(zone, args.forecast) if args.forecast else None
-    except UnknownZone as exc:
-        print(f"carbonpipe intensity: {exc}", file=sys.stderr)
-        return 2
-    except (NoProviderAnswered, IntensityError) as exc:
-        print(f"carbonpipe intensity: {exc}", file=sys.stderr)
-        return 1
+    zone = resolve_zone(settings, args.zone)
+    chain = build_chain(settings, _providers(args.provider))
+    current = chain.current(zone)
+    forecast = chain.forecast(zone, args.forecast) if args.forecast else None
     if args.json:
         out: dict[str, Any] = point_json(current)
         if forecast is not None:
@@ -90,20 +84,14 @@ def cmd_feed(args: argparse.Namespace) -> int:
     from carbonpipe.intensity.zones import check_zone, resolve_zone
 
     settings = get_settings()
-    try:
-        if args.zones:
-            zones = [
-                check_zone(z, settings.allow_fallback_zone)
-                for z in args.zones.split(",")
-                if z.strip()
-            ]
-        elif args.trace_replay:
-            zones = ["US-CAL-CISO"]  # the bundled trace: works from a clone alone
-        else:
-            zones = [resolve_zone(settings)]
-    except UnknownZone as exc:
-        print(f"carbonpipe feed: {exc}", file=sys.stderr)
-        return 2
+    if args.zones:
+        zones = [
+            check_zone(z, settings.allow_fallback_zone) for z in args.zones.split(",") if z.strip()
+        ]
+    elif args.trace_replay:
+        zones = ["US-CAL-CISO"]  # the bundled trace: works from a clone alone
+    else:
+        zones = [resolve_zone(settings)]
     if args.trace_replay:
         traces = TraceProvider(trace_paths=settings.trace_paths)
         static = StaticProvider(settings.zone_averages_path)

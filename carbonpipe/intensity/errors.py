@@ -6,9 +6,11 @@ secrets redacted before it is built, so it is safe to log.
 
 from __future__ import annotations
 
+from carbonpipe.core.errors import CarbonpipeError
 
-class IntensityError(Exception):
-    """Base of everything the intensity package raises on purpose."""
+
+class IntensityError(CarbonpipeError):
+    """Base of everything the intensity package raises on purpose (exit status 1)."""
 
 
 class ProviderError(IntensityError):
@@ -22,7 +24,7 @@ class ProviderError(IntensityError):
         super().__init__(f"{where}: {message}")
 
 
-class ProviderUnavailable(ProviderError):  # noqa: N818 (names from the issue)
+class ProviderUnavailable(ProviderError):  # noqa: N818 (a state, not an error verb: reads as 'raise NotCovered')
     """5xx, timeout, connection failure, rate limit beyond our time budget, unusable body."""
 
 
@@ -34,7 +36,7 @@ class AuthError(ProviderError):
     """401/403: missing, wrong or expired credentials."""
 
 
-class NotCovered(ProviderError):  # noqa: N818 (names from the issue)
+class NotCovered(ProviderError):  # noqa: N818 (a state, not an error verb: reads as 'raise NotCovered')
     """404 or a zone/region this provider does not serve."""
 
 
@@ -42,15 +44,17 @@ class ZoneNotAllowed(NotCovered):
     """The zone exists but the account's plan does not include it (EM 'zoneKey', WT 'scope')."""
 
 
-class BadRequest(ProviderError):  # noqa: N818 (names from the issue)
+class BadRequest(ProviderError):  # noqa: N818 (a state, not an error verb: reads as 'raise NotCovered')
     """400 (and other 4xx): the request itself was wrong; retrying will not help."""
 
 
-class UnknownZone(IntensityError, ValueError):  # noqa: N818 (names from the issue)
+class UnknownZone(IntensityError, ValueError):  # noqa: N818 (a state, not an error verb: reads as 'raise NotCovered')
     """A zone or cloud region carbonpipe cannot map; the message lists the known ones."""
 
+    exit_code = 2
 
-class NoProviderAnswered(IntensityError):  # noqa: N818 (names from the issue)
+
+class NoProviderAnswered(IntensityError):  # noqa: N818 (a state, not an error verb: reads as 'raise NotCovered')
     """Every provider of the chain failed; ``errors`` holds (provider, error) in order."""
 
     def __init__(self, zone: str, errors: list[tuple[str, Exception]]) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carbonpipe.core.config import REPO_ROOT, load_settings
+from carbonpipe.core.errors import CarbonpipeError
 from carbonpipe.core.timeutil import from_datetime64, parse_iso
 
 TIME_COLUMNS = ("Time", "Datetime (UTC)", "start", "timestamp", "datetime")
@@ -50,7 +51,7 @@ FloatArray = npt.NDArray[np.float64]
 TimeArray = npt.NDArray[np.datetime64]
 
 
-class TraceError(ValueError):
+class TraceError(CarbonpipeError, ValueError):
     """A trace file cannot be read; the message names the file and what is wrong."""
 
 

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from carbonpipe.core.errors import CarbonpipeError
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -32,8 +34,10 @@ POLICIES: tuple[PolicyName, ...] = ("threshold", "window", "interruptible", "mul
 EPS = 1e-9
 
 
-class ScheduleError(ValueError):
+class ScheduleError(CarbonpipeError, ValueError):
     """A scheduling request cannot be honoured; the message says why and what to change."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True, eq=False)
