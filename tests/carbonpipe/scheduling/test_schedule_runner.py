@@ -141,11 +141,45 @@ def test_collector_command_tags_the_decision() -> None:
     assert "schedule_decision_id=D1" in cmd and cmd[-3:] == ["--", "python", "train.py"]
 
 
-def test_lightning_callback_importable_without_lightning() -> None:
-    from carbonpipe.scheduling import CarbonPauseCallback
+def test_lightning_callback_obeys_the_gate_without_lightning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without lightning installed: no gate -> no-op; a paused gate -> checkpoint, then block
+    until the scheduler writes ``run``."""
+    import threading
 
-    cb = CarbonPauseCallback(checkpoint_path=None)
-    cb.on_train_batch_end(object(), None, None, None, 0)  # no gate: returns at once
+    from carbonpipe.scheduling import CarbonPauseCallback
+    from carbonpipe.scheduling.gate import GATE_ENV, write_gate
+
+    class Trainer:
+        def __init__(self) -> None:
+            self.saved: list[str] = []
+
+        def save_checkpoint(self, path: str) -> None:
+            self.saved.append(path)
+
+    trainer = Trainer()
+    cb = CarbonPauseCallback(checkpoint_path=str(tmp_path / "pause.ckpt"), poll_s=0.01)
+    monkeypatch.delenv(GATE_ENV, raising=False)
+    cb.on_train_batch_end(trainer, None, None, None, 0)
+    assert trainer.saved == []  # no scheduler: nothing happens
+
+    gate = tmp_path / "gate.json"
+    write_gate(gate, "pause")
+    monkeypatch.setenv(GATE_ENV, str(gate))
+    resumed = threading.Event()
+
+    def step() -> None:
+        cb.on_train_batch_end(trainer, None, None, None, 1)
+        resumed.set()
+
+    worker = threading.Thread(target=step)
+    worker.start()
+    assert not resumed.wait(0.3)  # paused: the training step does not return
+    assert trainer.saved == [str(tmp_path / "pause.ckpt")]  # checkpointed once on pause
+    write_gate(gate, "run")
+    worker.join(10)
+    assert resumed.is_set() and trainer.saved == [str(tmp_path / "pause.ckpt")]
 
 
 def test_cli_runs_command_at_chosen_time_and_logs(tmp_path: Path) -> None:
