@@ -130,6 +130,14 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-shared", action="store_true",
                    help="every shared trace x policy x {1,4,12}h x {8,24}h deadline")
     p.add_argument("--out-dir", default="bench/results", help="for --all-shared")
+    p.add_argument("--study", default=None, choices=("lets-wait-awhile",),
+                   help="reproduce a published study's experiments on --trace")
+    p.add_argument("--scenario", default="nightly",
+                   help="--study: nightly, next-workday or semi-weekly")
+    p.add_argument("--interruptible", action="store_true", help="--study: interrupting jobs")
+    p.add_argument("--seeds", default="0-9", help="--study: forecast-noise seeds (0-9)")
+    p.add_argument("--window-h", type=float, default=None,
+                   help="--study nightly: one window of +-W h (default: 0..8 h)")
     return p
 
 
@@ -145,6 +153,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv and argv[0] == "evaluate":
         return evaluate_main(argv[1:])
+    if argv and argv[0] == "advise":
+        from carbonpipe.scheduling.advise import advise_main
+
+        return advise_main(argv[1:])
     return schedule_main(argv)
 
 
@@ -307,6 +319,10 @@ def _report(plan: Plan, did: str, path: Path, as_json: bool, log: dict[str, Any]
 # ------------------------------------------------------------------------------ evaluate
 def evaluate_main(argv: Sequence[str]) -> int:
     ns = evaluate_parser().parse_args(list(argv))
+    if ns.study:
+        from carbonpipe.scheduling.study_report import study_main
+
+        return study_main(ns)
     from carbonpipe.scheduling import evaluate as ev
     from carbonpipe.scheduling.forecast import load_trace_forecast
 
