@@ -154,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if argv and argv[0] == "evaluate":
         return evaluate_main(argv[1:])
     if argv and argv[0] == "advise":
-        from carbonpipe.scheduling.advise import advise_main
+        from carbonpipe.scheduling.advise_cli import advise_main
 
         return advise_main(argv[1:])
     return schedule_main(argv)
