@@ -12,8 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from carbonpipe.scheduling.advise import (
     HISTORY_DAYS,
@@ -79,7 +79,7 @@ def history_forecast(req: AdviceRequest, now: datetime) -> Forecast:
         usable = fc.step_s <= 3600 and "fallback" not in str(fc.provenance.get("kind"))
         if usable and fc.horizon_s() >= MIN_HISTORY_DAYS * 86400:
             return fc  # a real series, not an annual average standing in for one
-    except Exception:  # noqa: BLE001 - any provider failure: fall back to a trace
+    except Exception:  # any provider failure: fall back to a trace
         pass
     path = find_trace(zone, settings.trace_paths)
     if path is None:

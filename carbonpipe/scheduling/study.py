@@ -218,7 +218,7 @@ def nightly_slots(forecasts: FloatArray, window_slots: int,
     """
     f = np.atleast_2d(forecasts)
     w = int(window_slots)
-    if not 0 <= w:
+    if w < 0:
         raise ScheduleError("window must be >= 0 slots")
     centres = np.arange(NIGHTLY_DAYS) * SLOTS_PER_DAY + NIGHTLY_AT_MIN // SLOT_MIN
     days = np.flatnonzero(centres - w >= 0)

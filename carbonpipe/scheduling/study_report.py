@@ -109,7 +109,7 @@ def request_from_args(ns: argparse.Namespace) -> StudyRequest:
         if not 0.0 <= ns.window_h <= MAX_WINDOW_SLOTS * SLOT_MIN / 60 \
                 or (ns.window_h * 60) % SLOT_MIN:
             raise ScheduleError(f"--window-h {ns.window_h:g}: must be 0..8 in steps of 0.5")
-        windows: tuple[int, ...] = (int(round(ns.window_h * 60 / SLOT_MIN)),)
+        windows: tuple[int, ...] = (round(ns.window_h * 60 / SLOT_MIN),)
     else:
         windows = tuple(range(MAX_WINDOW_SLOTS + 1))
     if ns.interruptible and ns.scenario == "nightly":
@@ -154,7 +154,7 @@ def ml_table(rows: Sequence[MLResult | dict[str, Any]]) -> str:
     """One row per zone/scenario/interruptible, one column per (error, policy)."""
     rs = [r if isinstance(r, dict) else asdict(r) for r in rows]
     cols = sorted({(float(r["error"]), str(r["policy"])) for r in rs},
-                  key=lambda c: (c[0], POLICIES.index(c[1])))  # type: ignore[arg-type]
+                  key=lambda c: (c[0], [str(p) for p in POLICIES].index(c[1])))
     keys = []
     for r in rs:
         k = (r["zone"], r["scenario"], bool(r["interruptible"]))
@@ -167,8 +167,8 @@ def ml_table(rows: Sequence[MLResult | dict[str, Any]]) -> str:
     for z, s, i in keys:
         cells = []
         for e, p in cols:
-            r = by.get((z, s, i, e, p))
-            cells.append("" if r is None else f"{r['saving_pct']:.2f}")
+            hit = by.get((z, s, i, e, p))
+            cells.append("" if hit is None else f"{hit['saving_pct']:.2f}")
         lines.append(f"| {z} | {s} | {'yes' if i else 'no'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
