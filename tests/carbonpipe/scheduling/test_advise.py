@@ -110,3 +110,19 @@ def test_text_says_start_now_when_waiting_does_not_help(tmp_path: Path) -> None:
     plan = best_window(flat, 3600.0, 4 * 3600.0)
     text = advice_text(d, plan, now=datetime(2021, 1, 1, tzinfo=timezone.utc))
     assert "start now" in text and "waiting would not help" in text
+
+
+def test_dashboard_piece_shows_the_cli_paragraph(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from carbonpipe.scheduling.advise_cli import advise_main
+    from dashboard.advice import advice_markdown
+
+    trace = str(_write_trace(tmp_path / "xx-2021.csv"))
+    text = advice_markdown(None, 6.0, 24.0, True, trace)
+    assert advise_main(["--duration", "6h", "--deadline", "24h", "--interruptible",
+                        "--trace", trace]) == 0
+    cli_text = capsys.readouterr().out.strip()
+    assert text.split(" Today:")[0] == cli_text.split(" Today:")[0]  # same distribution
+    assert advice_markdown(None, 6.0, 2.0, False, trace).startswith("Pick a duration")
+    assert advice_markdown(None, 6.0, 24.0, False, str(tmp_path / "nope.csv")).startswith(
+        "No advice:")
