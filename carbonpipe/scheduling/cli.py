@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -257,7 +258,18 @@ def schedule_main(argv: Sequence[str]) -> int:
     path = decisions_dir(settings.home) / f"{did}.json"
     write_log(path, log)
     _report(plan, did, path, ns.json, log)
-    if ns.dry_run:
+    from carbonpipe.scheduling.zone_launch import LAUNCHERS_ENV, zone_decision
+
+    try:
+        zd = zone_decision(plan, cmd, os.environ.get(LAUNCHERS_ENV, ""))
+    except ScheduleError as exc:
+        print(f"carbonpipe schedule: {exc}", file=sys.stderr)
+        return 2
+    if zd.message:
+        print(f"  {zd.message}", file=sys.stderr)
+        log["zone_note"], cmd = zd.message, zd.cmd
+        write_log(path, log)
+    if ns.dry_run or zd.advise_only:
         return 0
 
     latest: dict[str, Any] = {"raw": raw, "plan": plan}
