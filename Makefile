@@ -64,3 +64,7 @@ bench-collector: setup
 
 bench-schedule: setup
 	$(PY) bench/bench_schedule.py
+
+.PHONY: bench-study
+bench-study: setup
+	$(PY) bench/bench_study.py

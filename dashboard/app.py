@@ -10,6 +10,7 @@ import streamlit as st
 
 from carbonpipe.core.config import get_settings
 from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
+from dashboard.advice import render as scheduling_advice
 from dashboard.data import (
     budget_rows,
     decision_log,
@@ -91,3 +92,4 @@ def live() -> None:
 
 
 live()
+scheduling_advice(st, settings.zone)

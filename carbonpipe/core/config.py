@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     zone: str | None = None  # grid zone of this host (e.g. GB, DE, US-CAL-CISO)
     cloud_region: str | None = None  # e.g. aws:eu-west-1, mapped to a zone
     allow_fallback_zone: str | None = None
+    # Multizone plans: how to start a job in another zone, ``DE=ssh gpu-de,FR=kubectl ...``
+    # (``carbonpipe.scheduling.zone_launch``); without one such plans only advise.
+    zone_launchers: str = ""
 
     # --- carbon intensity providers ----------------------------------------------------
     providers: str = "trace,static"  # chain order, names from PROVIDER_NAMES

@@ -1,34 +1,24 @@
-"""``carbonpipe schedule`` (decide, wait, run) and ``carbonpipe schedule evaluate`` (replay).
+"""``carbonpipe schedule`` (decide, wait, run), ``schedule evaluate`` (replay, study) and
+``schedule advise``: flags in, a typed request to the service, text or JSON out.
 
+Nothing here decides anything: ``service.py`` (schedule, advise), ``report.py`` (evaluate) and
+``study_report.py`` (the published study) do, and take dataclasses, never argparse objects.
 argparse cannot mix an optional sub-command with options before ``--``, so ``schedule`` takes
-its arguments verbatim and dispatches on a leading ``evaluate`` itself.
+its arguments verbatim and dispatches on a leading ``evaluate``/``advise`` itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from carbonpipe.core.timeutil import duration_arg_s, parse_iso
-from carbonpipe.scheduling.policies import (
-    AllowedHours,
-    Forecast,
-    Plan,
-    ScheduleError,
-    best_window,
-    interruptible,
-    iso,
-    multizone,
-    threshold_defer,
-)
+from carbonpipe.core.config import get_settings
+from carbonpipe.core.timeutil import duration_arg_s, parse_iso, utc_iso_s
+from carbonpipe.scheduling.policies import AllowedHours, Plan, ScheduleError
 
 
 # ------------------------------------------------------------------------------ parsers
@@ -103,6 +93,30 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-shared", action="store_true",
                    help="every shared trace x policy x {1,4,12}h x {8,24}h deadline")
     p.add_argument("--out-dir", default="bench/results", help="for --all-shared")
+    p.add_argument("--study", default=None, choices=("lets-wait-awhile",),
+                   help="reproduce a published study's experiments on --trace")
+    p.add_argument("--scenario", default="nightly",
+                   help="--study: nightly, next-workday or semi-weekly")
+    p.add_argument("--interruptible", action="store_true", help="--study: interrupting jobs")
+    p.add_argument("--seeds", default="0-9", help="--study: forecast-noise seeds (0-9)")
+    p.add_argument("--window-h", type=float, default=None,
+                   help="--study nightly: one window of +-W h (default: 0..8 h)")
+    return p
+
+
+def advise_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="carbonpipe schedule advise",
+        description="Before deferring: what this policy saved over the last 12 months in the "
+                    "zone (median, p10, p90, share that gained nothing) and today's plan.")
+    p.add_argument("--zone", default=None, help="grid zone (default: CARBONPIPE_ZONE)")
+    p.add_argument("--duration", type=duration_arg_s, required=True,
+                   help="expected run time, e.g. 6h")
+    p.add_argument("--deadline", type=duration_arg_s, default=24 * 3600.0,
+                   help="finish within (24h)")
+    p.add_argument("--interruptible", action="store_true", help="job may pause and resume")
+    p.add_argument("--trace", default=None, help="history (and today's replay) from this file")
+    p.add_argument("--json", action="store_true")
     return p
 
 
@@ -118,155 +132,61 @@ def _dispatch(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv and argv[0] == "evaluate":
         return evaluate_main(argv[1:])
+    if argv and argv[0] == "advise":
+        return advise_main(argv[1:])
     return schedule_main(argv)
 
 
-# ------------------------------------------------------------------------------ schedule
+# ------------------------------------------------------------------------------ requests
 def _allowed(ns: argparse.Namespace) -> AllowedHours | None:
     return AllowedHours.parse(ns.allowed_hours, ns.tz) if ns.allowed_hours else None
 
 
-def decide(ns: argparse.Namespace, forecasts: list[Forecast], now: datetime) -> Plan:
-    """Apply the chosen policy on forecasts re-gridded to start at ``now``."""
-    from carbonpipe.scheduling.forecast import shift_to
+def schedule_request(ns: argparse.Namespace) -> Any:
+    from carbonpipe.scheduling.service import ForecastSource, PolicyRequest, ScheduleRequest
 
-    forecasts = [shift_to(f, now) for f in forecasts]
-    fc = forecasts[0]
-    lead = (now - fc.t0).total_seconds()
-    dl = ns.deadline + lead
-    allowed = _allowed(ns)
-    pol = ns.policy or ("interruptible" if ns.interruptible else "window")
-    if pol == "multizone":
-        return multizone({f.zone: f for f in forecasts}, ns.duration, dl, allowed=allowed,
-                         power_w=ns.power_w,
-                         inner="interruptible" if ns.interruptible else "window")
-    if pol == "interruptible":
-        return interruptible(fc, ns.duration, dl, allowed=allowed, power_w=ns.power_w)
-    if pol == "threshold":
-        delay = ns.max_delay if ns.max_delay is not None else max(ns.deadline - ns.duration, 0)
-        return threshold_defer(fc, ns.duration, ns.threshold, delay + lead, deadline_s=dl,
-                               allowed=allowed, power_w=ns.power_w)
-    return best_window(fc, ns.duration, dl, allowed=allowed, power_w=ns.power_w)
+    policy = PolicyRequest(
+        duration_s=ns.duration, deadline_s=ns.deadline, policy=ns.policy,
+        interruptible=ns.interruptible, power_w=ns.power_w, threshold_g_per_kwh=ns.threshold,
+        max_delay_s=ns.max_delay, allowed=_allowed(ns))  # fmt: skip
+    zones = tuple(z.strip() for z in (ns.zones or ns.zone or "").split(",") if z.strip())
+    start = parse_iso(ns.trace_start) if ns.trace_start else None
+    cmd = list(ns.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    return ScheduleRequest(
+        policy=policy, source=ForecastSource(zones, ns.trace, start), cmd=tuple(cmd),
+        dry_run=ns.dry_run, pause_mode=ns.pause_mode, poll_s=ns.poll, time_scale=ns.time_scale,
+        collect=not ns.no_collect, run_id=ns.run_id, user=ns.user, model=ns.model,
+        zone_launchers=get_settings().zone_launchers)  # fmt: skip
 
 
-def _forecasts(ns: argparse.Namespace, now: datetime, clock_dt: Any) -> list[Forecast]:
-    from carbonpipe.core.config import get_settings
-    from carbonpipe.scheduling.forecast import provider_forecast, replay_forecast
-
-    settings = get_settings()
-    zones = [z.strip() for z in (ns.zones or ns.zone or settings.zone or "").split(",")
-             if z.strip()]
-    horizon = ns.deadline + 3600.0
-    if ns.trace:
-        start = parse_iso(ns.trace_start) if ns.trace_start else None
-        return [replay_forecast(t.strip(), now, horizon, trace_start=start)
-                for t in ns.trace.split(",") if t.strip()]
-    if not zones:
-        raise ScheduleError("no zone: pass --zone (or set CARBONPIPE_ZONE) or --trace FILE")
-    return [provider_forecast(z, horizon, settings, clock=clock_dt) for z in zones]
-
-
+# ------------------------------------------------------------------------------ schedule
 def schedule_main(argv: Sequence[str]) -> int:
     if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else None]):
         run_parser().print_help()
         return 0
+    from carbonpipe.scheduling.service import plan_job, run_job
+
     ns = run_parser().parse_args(list(argv))
-    from carbonpipe.core.config import get_settings
-    from carbonpipe.scheduling.decisions import (
-        build_log,
-        decisions_dir,
-        new_decision_id,
-        write_log,
-    )
-    from carbonpipe.scheduling.runner import (
-        Clock,
-        RunRecord,
-        ScaledClock,
-        SystemClock,
-        collector_command,
-        run_plan,
-    )
-
-    if not ns.cmd and not ns.dry_run:
-        print("carbonpipe schedule: give the command after --, or --dry-run", file=sys.stderr)
-        return 2
-    clock: Clock = ScaledClock(ns.time_scale) if ns.time_scale else SystemClock()
-
-    def clock_dt() -> datetime:
-        return datetime.fromtimestamp(clock.now(), tz=timezone.utc)
-
-    now = clock_dt().replace(microsecond=0)
-    try:
-        from carbonpipe.scheduling.forecast import shift_to
-
-        raw = _forecasts(ns, now, clock_dt)
-        forecasts = [shift_to(f, now) for f in raw]
-        plan = decide(ns, forecasts, now)
-    except (ScheduleError, ValueError) as exc:
-        print(f"carbonpipe schedule: {exc}", file=sys.stderr)
-        return 2
-    if ns.time_scale:  # deciding took real time; at this scale it would be hours: re-anchor
-        clock = ScaledClock(ns.time_scale, start=now.timestamp())
-    settings = get_settings()
-    did = new_decision_id(now)
-    cmd = list(ns.cmd)
-    if cmd and not ns.no_collect:
-        cmd = collector_command(cmd, run_id=ns.run_id or did, user=ns.user or getpass.getuser(),
-                                model=ns.model, decision_id=did)
-    request = {k: v for k, v in vars(ns).items() if k not in ("cmd", "json")}
-    log = build_log(did, now, request, forecasts, plan, cmd)
-    path = decisions_dir(settings.home) / f"{did}.json"
-    write_log(path, log)
-    _report(plan, did, path, ns.json, log)
-    if ns.dry_run:
+    req = schedule_request(ns)
+    s = plan_job(req, get_settings().home)
+    _report(s.plan, s.decision_id, s.log_path, ns.json, s.log)
+    if s.zone_note:
+        print(f"  {s.zone_note}", file=sys.stderr)
+    if req.dry_run or s.advise_only:
         return 0
-
-    latest: dict[str, Any] = {"raw": raw, "plan": plan}
-
-    def replan(at: float, remaining: float) -> Plan | None:
-        """Re-decide on a fresher forecast; None when nothing changed."""
-        t = datetime.fromtimestamp(int(at), tz=timezone.utc)
-        fresh = _forecasts(ns, t, clock_dt)
-        if not any(changed(a, b) for a, b in zip(latest["raw"], fresh, strict=False)):
-            return None
-        left = ns.deadline - (t - now).total_seconds()
-        sub = argparse.Namespace(**{**vars(ns), "duration": remaining, "deadline": left})
-        new = decide(sub, [shift_to(f, t) for f in fresh], t)
-        latest["raw"] = fresh
-        if new.segments == latest["plan"].segments:
-            return None
-        latest["plan"] = new
-        return new
-
-    def on_update(rec: RunRecord) -> None:
-        log["run"] = rec.to_dict()
-        write_log(path, log)
-
-    gate = path.with_suffix(".gate") if ns.pause_mode == "gate" else None
-    log["status"] = "running"
-    rec = run_plan(plan, cmd, clock=clock, decision_id=did, interruptible=bool(
-        ns.interruptible or plan.policy == "interruptible"), pause_mode=ns.pause_mode,
-        gate_path=gate, replan=replan, poll_s=ns.poll, on_update=on_update)
-    log["run"], log["status"] = rec.to_dict(), "done"
-    write_log(path, log)
+    rec = run_job(req, s)
     print(f"finished rc={rec.returncode} run {rec.run_s / 3600:.2f} h, "
-          f"{len(rec.pauses)} pause(s), log {path}", file=sys.stderr)
+          f"{len(rec.pauses)} pause(s), log {s.log_path}", file=sys.stderr)
     return int(rec.returncode or 0)
-
-
-def changed(old: Forecast, new: Forecast, tol: float = 1e-6) -> bool:
-    """A fresher forecast: different values on the slots both cover (or a different step)."""
-    if old.step_s != new.step_s:
-        return True
-    _, io, inew = np.intersect1d(old.starts, new.starts, return_indices=True)
-    return bool(io.size) and bool(np.any(np.abs(old.values[io] - new.values[inew]) > tol))
 
 
 def _report(plan: Plan, did: str, path: Path, as_json: bool, log: dict[str, Any]) -> None:
     if as_json:
         print(json.dumps(log, indent=1, default=str))
         return
-    segs = ", ".join(f"{iso(a)}..{iso(b)}" for a, b in plan.segments)
+    segs = ", ".join(f"{utc_iso_s(a)}..{utc_iso_s(b)}" for a, b in plan.segments)
     print(f"decision {did} ({plan.policy}, zone {plan.zone}): {segs}")
     extra = f", {plan.expected_g:.1f} g vs {plan.now_expected_g:.1f} g now" \
         if plan.expected_g is not None and plan.now_expected_g is not None else ""
@@ -277,102 +197,68 @@ def _report(plan: Plan, did: str, path: Path, as_json: bool, log: dict[str, Any]
     print(f"  log: {path}")
 
 
-# ------------------------------------------------------------------------------ evaluate
-def evaluate_main(argv: Sequence[str]) -> int:
-    ns = evaluate_parser().parse_args(list(argv))
-    from carbonpipe.scheduling import evaluate as ev
-    from carbonpipe.scheduling.forecast import load_trace_forecast
+# ------------------------------------------------------------------------------ advise
+def advise_main(argv: Sequence[str]) -> int:
+    from carbonpipe.scheduling.service import AdviceRequest, advise
 
-    if ns.all_shared:
-        from carbonpipe.intensity.trace import shared_traces_dir
-
-        root = shared_traces_dir()
-        if root is None:
-            print("carbonpipe schedule evaluate: no shared traces (set CARBONPIPE_SHARED_DIR)",
-                  file=sys.stderr)
-            return 2
-        rows = []
-        for err in sorted({0.0, ns.forecast_error}):  # perfect forecast always, plus noisy
-            rows += ev.evaluate_all(root, forecast_error=err, seed=ns.seed)
-        js, md = ev.write_all(rows, Path(ns.out_dir), note=ALL_SHARED_NOTE)
-        print(json.dumps(rows, indent=1) if ns.json else md.read_text(encoding="utf-8"))
-        print(f"wrote {js} and {md}", file=sys.stderr)
-        return 0
-    if not ns.trace:
-        print("carbonpipe schedule evaluate: --trace FILE (or --all-shared) is required",
-              file=sys.stderr)
-        return 2
-    try:
-        fcs = [load_trace_forecast(t.strip()) for t in ns.trace.split(",") if t.strip()]
-        policies = [p.strip() for p in ns.policy.split(",") if p.strip()]
-        others: dict[str, Forecast] | None = None
-        home = fcs[0]
-        if "multizone" in policies:
-            if len(fcs) < 2:
-                raise ScheduleError("multizone needs several --trace files (comma-separated)")
-            aligned = ev.align(fcs)
-            others = {f.zone: f for f in aligned}
-        allowed = _allowed(ns)
-        kw: dict[str, Any] = {"forecast_error": ns.forecast_error, "seed": ns.seed,
-                              "threshold": ns.threshold, "max_delay_s": ns.max_delay,
-                              "allowed": allowed}
-        out: dict[str, Any] = {"trace": ns.trace, "summaries": []}
-        results = []
-        for pol in policies:
-            base = others[home.zone] if pol == "multizone" and others else home
-            if ns.jobs:
-                placed = ev.evaluate_jobs(base, ev.read_jobs(ns.jobs), pol, others=others, **kw)
-                out.setdefault("jobs", {})[pol] = [r for _, r in placed]
-                red = [float(r["reduction_pct"]) for _, r in placed if "reduction_pct" in r]
-                out["summaries"].append({
-                    "policy": pol, "zone": home.zone, "n_jobs": len(red),
-                    "mean_reduction_pct": float(np.mean(red)) if red else None,
-                    "median_reduction_pct": float(np.median(red)) if red else None})
-                continue
-            res = ev.evaluate(base, pol, ns.duration, ns.deadline, others=others, **kw)
-            results.append((res, base))
-            out["summaries"].append(res.summary())
-            if ns.per_job:
-                out.setdefault("jobs", {})[pol] = res.jobs(base.starts)
-    except (ScheduleError, ValueError, OSError) as exc:
-        print(f"carbonpipe schedule evaluate: {exc}", file=sys.stderr)
-        return 2
-    if ns.per_job and "jobs" in out:
-        _write_jobs_csv(Path(ns.per_job), out["jobs"])
-    if ns.plot and results:
-        ev.plot([r for r, _ in results], results[0][1], ns.plot)
-    if ns.json:
-        print(json.dumps(out, indent=1, default=str))
-    elif ns.jobs:
-        for pol, rows in out["jobs"].items():
-            for r in rows:
-                print(pol, json.dumps(r, default=str))
-        for s in out["summaries"]:
-            print(json.dumps(s))
-    else:
-        print(ev.summary_table(out["summaries"]))
+    ns = advise_parser().parse_args(list(argv))
+    adv = advise(AdviceRequest(ns.zone, float(ns.duration), float(ns.deadline),
+                               bool(ns.interruptible), ns.trace))
+    print(json.dumps(adv.to_dict(), indent=1, default=str) if ns.json else adv.text)
     return 0
 
 
-def _write_jobs_csv(path: Path, jobs: dict[str, list[dict[str, Any]]]) -> None:
-    import csv
+# ------------------------------------------------------------------------------ evaluate
+def evaluate_main(argv: Sequence[str]) -> int:
+    ns = evaluate_parser().parse_args(list(argv))
+    if ns.study:
+        from carbonpipe.scheduling.study_report import print_study, study_request
 
-    keys = ["policy", "submit", "zone", "start_offset_h", "end_offset_h", "now_g_per_kwh",
-            "plan_g_per_kwh", "reduction_pct", "feasible"]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for pol, rows in jobs.items():
+        return print_study(study_request(
+            study=ns.study, scenario=ns.scenario, trace=ns.trace, error=ns.forecast_error,
+            window_h=ns.window_h, interruptible=ns.interruptible, seeds=ns.seeds,
+            as_json=ns.json, plot=ns.plot))  # fmt: skip
+    from carbonpipe.scheduling import report
+
+    if ns.all_shared:
+        return _evaluate_all_shared(ns.forecast_error, ns.seed, Path(ns.out_dir), ns.json)
+    req = report.EvaluateRequest(
+        traces=tuple(t.strip() for t in (ns.trace or "").split(",") if t.strip()),
+        policies=tuple(p.strip() for p in ns.policy.split(",") if p.strip()),
+        duration_s=ns.duration, deadline_s=ns.deadline, jobs_csv=ns.jobs,
+        forecast_error=ns.forecast_error, seed=ns.seed, threshold_g_per_kwh=ns.threshold,
+        max_delay_s=ns.max_delay, allowed=_allowed(ns))  # fmt: skip
+    out = report.run_evaluation(req, per_job=bool(ns.per_job))
+    if ns.per_job and out.jobs:
+        report.write_jobs_csv(Path(ns.per_job), out.jobs)
+    if ns.plot and out.results:
+        report.plot([r for r, _ in out.results], out.results[0][1], ns.plot)
+    if ns.json:
+        body = {"trace": ns.trace, "summaries": out.summaries, **({"jobs": out.jobs}
+                                                                  if out.jobs else {})}
+        print(json.dumps(body, indent=1, default=str))
+    elif ns.jobs:
+        for pol, rows in out.jobs.items():
             for r in rows:
-                w.writerow({**r, "policy": pol})
+                print(pol, json.dumps(r, default=str))
+        for summary in out.summaries:
+            print(json.dumps(summary))
+    else:
+        print(report.summary_table(out.summaries))
+    return 0
 
 
-ALL_SHARED_NOTE = (
-    "One job submitted at every full hour of each trace, perfect forecast unless "
-    "forecast_error > 0; emissions scored on the true trace; reduction = 1 - plan/now of the "
-    "job's mean gCO2e/kWh. threshold uses an auto threshold (30th percentile of the forecast "
-    "up to the deadline) and max delay = deadline - duration. multizone = best contiguous "
-    "window over DE/GB/FR 2020 on a common 30-min grid (spatial shifting: assumes capacity in "
-    "the other zone, ignores data-transfer energy). 12 h jobs cannot meet an 8 h deadline: "
-    "they run now (0 %). Traces: Let's Wait Awhile DE/GB/FR 2020 (life-cycle factors), "
-    "Electricity Maps US-CAL-CISO 2021-2023 (LCA column).")
+def _evaluate_all_shared(error: float, seed: int, out_dir: Path, as_json: bool) -> int:
+    from carbonpipe.intensity.trace import shared_traces_dir
+    from carbonpipe.scheduling import report
+
+    root = shared_traces_dir()
+    if root is None:
+        raise ScheduleError("no shared traces: set CARBONPIPE_SHARED_DIR")
+    rows = []
+    for err in sorted({0.0, error}):  # perfect forecast always, plus noisy
+        rows += report.evaluate_all(root, forecast_error=err, seed=seed)
+    js, md = report.write_all(rows, out_dir, note=report.ALL_SHARED_NOTE)
+    print(json.dumps(rows, indent=1) if as_json else md.read_text(encoding="utf-8"))
+    print(f"wrote {js} and {md}", file=sys.stderr)
+    return 0

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from carbonpipe.core.fsutil import atomic_write_text
-from carbonpipe.scheduling.policies import Forecast, Plan, iso
+from carbonpipe.core.timeutil import utc_iso_s
+from carbonpipe.scheduling.policies import Forecast, Plan
 
 SCHEMA = "carbonpipe.schedule_decision.v1"
 
@@ -28,7 +29,7 @@ def decisions_dir(home: Path) -> Path:
 
 def forecast_record(fc: Forecast) -> dict[str, Any]:
     return {
-        "zone": fc.zone, "start": iso(fc.t0), "step_s": fc.step_s,
+        "zone": fc.zone, "start": utc_iso_s(fc.t0), "step_s": fc.step_s,
         "values_g_per_kwh": [round(float(v), 3) for v in fc.values],
         "provenance": fc.provenance,
     }
@@ -37,7 +38,7 @@ def forecast_record(fc: Forecast) -> dict[str, Any]:
 def build_log(decision_id: str, created: datetime, request: dict[str, Any],
               forecasts: list[Forecast], plan: Plan, command: list[str]) -> dict[str, Any]:
     return {
-        "schema": SCHEMA, "decision_id": decision_id, "created_at": iso(created),
+        "schema": SCHEMA, "decision_id": decision_id, "created_at": utc_iso_s(created),
         "request": request, "forecasts": [forecast_record(f) for f in forecasts],
         "plan": plan.to_dict(), "command": command, "status": "planned", "run": None,
     }

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from carbonpipe.core.timeutil import from_datetime64, utc_iso_s
 from carbonpipe.intensity.model import IntensityPoint
-from carbonpipe.scheduling.policies import Forecast, ScheduleError, iso
+from carbonpipe.scheduling.policies import Forecast, ScheduleError
 
 
 def load_trace_forecast(path: str | Path, column: str | None = None) -> Forecast:
@@ -61,7 +62,8 @@ def replay_forecast(
         step_s=step,
         provenance={"provider": "trace", "kind": "forecast", "signal": "average",
                     "source": tr.source, "perfect_foresight": True,
-                    "replayed_from": iso(_aware(tr.starts[i0])), "issued_at": iso(now)},
+                    "replayed_from": utc_iso_s(from_datetime64(tr.starts[i0])),
+                    "issued_at": utc_iso_s(now)},
     )
 
 
@@ -81,11 +83,6 @@ def shift_to(fc: Forecast, now: datetime) -> Forecast:
     starts = base + np.arange(vals.size) * np.timedelta64(fc.step_s, "s")
     prov = {**fc.provenance, "shifted_to_now_s": lead}
     return Forecast(fc.zone, starts, np.asarray(vals, dtype=np.float64), fc.step_s, prov)
-
-
-def _aware(t: np.datetime64) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(
-        seconds=int(np.asarray(t).astype("datetime64[s]").astype(np.int64)))
 
 
 def forecast_from_points(points: Sequence[IntensityPoint], zone: str | None = None) -> Forecast:
@@ -125,7 +122,7 @@ def forecast_from_points(points: Sequence[IntensityPoint], zone: str | None = No
     )
 
 
-def _chain(settings: Any, clock: Callable[[], datetime] | None) -> Any:
+def chain_for(settings: Any, clock: Callable[[], datetime] | None) -> Any:
     """The project's provider chain (settings.providers order), on our clock if given."""
     from carbonpipe.intensity.chain import build_chain
 
@@ -135,9 +132,9 @@ def _chain(settings: Any, clock: Callable[[], datetime] | None) -> Any:
 def provider_forecast(zone: str, horizon_s: float, settings: Any,
                       clock: Callable[[], datetime] | None = None) -> Forecast:
     """Forecast from the configured provider chain (falls back to the trace provider)."""
-    chain = _chain(settings, clock)
+    chain = chain_for(settings, clock)
     points = chain.forecast(zone, timedelta(seconds=horizon_s))
     fc = forecast_from_points(list(points))
-    fc.provenance["issued_at"] = iso(clock() if clock else datetime.now(timezone.utc))
+    fc.provenance["issued_at"] = utc_iso_s(clock() if clock else datetime.now(timezone.utc))
     fc.provenance["chain"] = type(chain).__name__
     return fc

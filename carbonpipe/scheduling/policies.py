@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carbonpipe.core.errors import CarbonpipeError
+from carbonpipe.core.timeutil import from_datetime64, utc_iso_s
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -58,7 +59,7 @@ class Forecast:
 
     @property
     def t0(self) -> datetime:
-        return to_datetime(self.starts[0])
+        return from_datetime64(self.starts[0])
 
     def slot_time(self, offset_s: float) -> datetime:
         return self.t0 + timedelta(seconds=float(offset_s))
@@ -88,6 +89,12 @@ class AllowedHours:
             raise ScheduleError(f"allowed hours {spec!r}: expected HH:MM-HH:MM") from None
         ZoneInfo(tz)  # fail early on a bad tz name
         return cls(ha * 60 + ma, hb * 60 + mb, tz)
+
+    @property
+    def spec(self) -> str:
+        """The ``HH:MM-HH:MM`` form ``parse`` reads (the time zone is ``tz``)."""
+        return (f"{self.start_min // 60:02d}:{self.start_min % 60:02d}-"
+                f"{self.end_min // 60:02d}:{self.end_min % 60:02d}")
 
     def mask(self, starts: TimeArray, step_s: int) -> BoolArray:
         secs = starts.astype("datetime64[s]").astype(np.int64)
@@ -174,11 +181,11 @@ class Plan:
         return {
             "policy": self.policy,
             "zone": self.zone,
-            "segments": [[iso(a), iso(b)] for a, b in self.segments],
-            "start": iso(self.start),
-            "end": iso(self.end),
+            "segments": [[utc_iso_s(a), utc_iso_s(b)] for a, b in self.segments],
+            "start": utc_iso_s(self.start),
+            "end": utc_iso_s(self.end),
             "duration_s": self.duration_s,
-            "deadline": iso(self.deadline) if self.deadline else None,
+            "deadline": utc_iso_s(self.deadline) if self.deadline else None,
             "expected_g_per_kwh": self.g_per_kwh,
             "expected_g_per_kw": self.g_per_kw,
             "now_zone": self.now_zone,
@@ -191,15 +198,6 @@ class Plan:
             "feasible": self.feasible,
             "reason": self.reason,
         }
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def to_datetime(t: np.datetime64) -> datetime:
-    secs = int(np.asarray(t).astype("datetime64[s]").astype(np.int64))
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=secs)
 
 
 # ------------------------------------------------------------------------------ batch cores

@@ -18,8 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from carbonpipe.core.timeutil import utc_iso_s
 from carbonpipe.scheduling.gate import DECISION_ENV, GATE_ENV, write_gate
-from carbonpipe.scheduling.policies import Plan, iso
+from carbonpipe.scheduling.policies import Plan
 
 
 class Clock(Protocol):
@@ -81,7 +82,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         def ts(x: float | None) -> str | None:
-            return None if x is None else iso(datetime.fromtimestamp(x, tz=timezone.utc))
+            return None if x is None else utc_iso_s(datetime.fromtimestamp(x, tz=timezone.utc))
 
         return {
             "started_at": ts(self.started_at), "ended_at": ts(self.ended_at),
@@ -194,7 +195,7 @@ def run_plan(
                 if new is not None:
                     segs = plan_segments(new)
                     planned_end = segs[-1][1]
-                    rec.replans.append({"at": iso(datetime.fromtimestamp(now, timezone.utc)),
+                    rec.replans.append({"at": utc_iso_s(datetime.fromtimestamp(now, timezone.utc)),
                                         "remaining_s": remaining, "plan": new.to_dict()})
                     if on_update:
                         on_update(rec)

@@ -15,6 +15,7 @@ import pytest
 
 from carbonpipe.intensity.trace import shared_traces_dir
 from carbonpipe.scheduling import evaluate as ev
+from carbonpipe.scheduling import report
 from carbonpipe.scheduling.forecast import load_trace_forecast
 
 pytestmark = pytest.mark.shared
@@ -31,12 +32,12 @@ def root() -> Path:
 
 @pytest.fixture(scope="module")
 def all_rows(root: Path) -> list[dict]:
-    return ev.evaluate_all(root)
+    return report.evaluate_all(root)
 
 
 def test_every_trace_policy_length_deadline_is_reported(root: Path,
                                                         all_rows: list[dict]) -> None:
-    files = ev.shared_trace_files(root)
+    files = report.shared_trace_files(root)
     assert {f.name for f in files} >= {"de-2020.csv", "gb-2020.csv", "fr-2020.csv"}
     assert not any("production" in f.name for f in files)
     for f in files:
