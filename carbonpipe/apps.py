@@ -15,6 +15,7 @@ from typing import Any
 
 from carbonpipe.core.config import REPO_ROOT, Settings, get_settings
 from carbonpipe.services import process
+from carbonpipe.services.cli import names_arg
 from carbonpipe.services.service import home_layout
 
 APPS = ("feeder", "stream", "dashboard")  # start order; stopped in reverse
@@ -80,14 +81,6 @@ def wait_http(url: str, timeout_s: float) -> bool:
     return process.poll(answers, timeout_s, interval_s=1.0)
 
 
-def _apps_arg(value: str) -> list[str]:
-    names = [s.strip() for s in value.split(",") if s.strip()]
-    bad = [s for s in names if s not in APPS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown app(s) {bad}; pick from {', '.join(APPS)}")
-    return names
-
-
 def _up(args: argparse.Namespace) -> int:
     settings = get_settings()
     for name in args.apps:
@@ -116,7 +109,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("apps", help="start/stop the feeder, streaming job and dashboard")
     ap = p.add_subparsers(dest="apps_command", metavar="up|down|status")
     up = ap.add_parser("up")
-    up.add_argument("--apps", type=_apps_arg, default=list(APPS),
+    up.add_argument("--apps", type=names_arg(APPS, "app"), default=list(APPS),
                     help=f"comma-separated subset of {','.join(APPS)} (default: all)")
     up.add_argument("--zones", default="US-CAL-CISO", help="zones the feeder replays")
     up.set_defaults(func=_up)

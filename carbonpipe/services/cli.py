@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from carbonpipe.core.config import Settings, get_settings
@@ -12,12 +13,19 @@ from carbonpipe.services import stack
 from carbonpipe.services.service import home_layout, say
 
 
-def _services_arg(value: str) -> list[str]:
-    names = [s.strip() for s in value.split(",") if s.strip()]
-    bad = [s for s in names if s not in stack.SERVICES]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown service(s) {bad}; pick from {stack.SERVICES}")
-    return names
+def names_arg(known: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated subset of ``known``: a bad name is a one-line
+    usage error listing the choices, not a traceback later."""
+
+    def parse(value: str) -> list[str]:
+        names = [s.strip() for s in value.split(",") if s.strip()]
+        bad = [s for s in names if s not in known]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {bad}; pick from {', '.join(known)}")
+        return names
+
+    return parse
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -86,8 +94,9 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``up``, ``down``, ``status`` and ``clean`` to the ``carbonpipe`` command."""
+    services = names_arg(stack.SERVICES, "service")
     up = sub.add_parser("up", help="build if needed and start Kafka + the embedded MongoDB")
-    up.add_argument("--services", type=_services_arg, default=list(stack.SERVICES),
+    up.add_argument("--services", type=services, default=list(stack.SERVICES),
                     help="comma-separated subset of kafka,mongo (default: both)")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per service")
     up.add_argument("--no-spark-jars", action="store_true",
@@ -95,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.set_defaults(func=_cmd_up)
 
     down = sub.add_parser("down", help="stop the services `carbonpipe up` started")
-    down.add_argument("--services", type=_services_arg, default=list(stack.SERVICES))
+    down.add_argument("--services", type=services, default=list(stack.SERVICES))
     down.set_defaults(func=_cmd_down)
 
     st = sub.add_parser("status", help="show whether Kafka and MongoDB answer (exit 1 if not)")

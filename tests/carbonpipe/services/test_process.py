@@ -129,6 +129,7 @@ def test_spawn_detaches_into_its_own_group_with_a_log(tmp_path: Path) -> None:
         assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
         assert os.getsid(proc.pid) == proc.pid
         assert pf.alive() == proc
+        assert log.read_text() == "ready\n"
     finally:
         assert process.stop(pf, grace_s=10) == proc
     assert not pf.path.exists()
