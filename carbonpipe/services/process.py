@@ -60,8 +60,7 @@ class PidFile:
         if rec is not None:
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(rec[0])
-                if (abs(proc.create_time() - rec[1]) < _SAME_START_S
-                        and proc.status() != psutil.STATUS_ZOMBIE):
+                if abs(proc.create_time() - rec[1]) < _SAME_START_S and _running(proc):
                     return proc
         with contextlib.suppress(OSError):
             if self.path.exists() and self.read() == rec:  # not rewritten meanwhile
@@ -140,6 +139,7 @@ def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Pro
 
 
 def _running(proc: psutil.Process) -> bool:
+    """Still the same process (psutil checks the create time) and not an unreaped zombie."""
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
