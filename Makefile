@@ -26,14 +26,14 @@ demo: setup
 stop:
 	@if [ -x $(CP) ]; then $(CP) apps down; $(CP) down; else echo "nothing to stop (no .venv)"; fi
 
-# Drops all data (Kafka log, FerretDB, checkpoints, cold store, spool, logs); keeps the built
-# jars and binary so the next start takes seconds. clean-all removes those too.
-clean: stop
-	rm -rf .carbonpipe/kafka .carbonpipe/ferretdb .carbonpipe/checkpoints .carbonpipe/cold \
-	       .carbonpipe/spool .carbonpipe/logs .carbonpipe/run .carbonpipe/schedules
+# Drops all data (Kafka log, FerretDB, checkpoints, cold store, spool, logs: the home folder's
+# data_dirs); keeps the built jars and binary so the next start takes seconds. clean-all removes
+# those too. Both stop everything first.
+clean:
+	@if [ -x $(CP) ]; then $(CP) clean; else echo "nothing to clean (no .venv: make setup)"; fi
 
-clean-all: stop
-	rm -rf .carbonpipe
+clean-all:
+	@if [ -x $(CP) ]; then $(CP) clean --all; else echo "nothing to clean (no .venv: make setup)"; fi
 
 lint: setup
 	.venv/bin/ruff check .

@@ -27,9 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from carbonpipe import stack  # noqa: E402
 from carbonpipe.core.config import load_settings  # noqa: E402
 from carbonpipe.core.timeutil import utc_iso  # noqa: E402
+from carbonpipe.services import stack  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ZONES = ("GB", "DE", "US-CAL-CISO", "FR")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from carbonpipe.core.errors import CarbonpipeError
 
 COMMAND_MODULES = (
-    "carbonpipe.stack",  # up / down / status of the local services
+    "carbonpipe.services.cli",  # up / down / status / clean of the local services
     "carbonpipe.apps",  # apps up / down / status: feeder, stream job, dashboard
     "collector.cli",  # collect
     "carbonpipe.intensity.cli",  # intensity, feed
@@ -29,7 +29,8 @@ COMMAND_MODULES = (
 # Which module registers a sub-command: ``carbonpipe collect`` then imports the collector only
 # (the collector's memory footprint is part of its overhead budget).
 COMMAND_OWNERS = {
-    "up": "carbonpipe.stack", "down": "carbonpipe.stack", "status": "carbonpipe.stack",
+    "up": "carbonpipe.services.cli", "down": "carbonpipe.services.cli",
+    "status": "carbonpipe.services.cli", "clean": "carbonpipe.services.cli",
     "apps": "carbonpipe.apps", "collect": "collector.cli", "intensity": "carbonpipe.intensity.cli",
     "feed": "carbonpipe.intensity.cli", "schedule": "carbonpipe.scheduling.cli",
     "stream": "spark_jobs.cli", "sql": "spark_jobs.cli", "runs": "carbonpipe.query",

@@ -37,7 +37,7 @@ build() {  # the same code path as `carbonpipe up`, so the two never disagree
   "$PY" - "$@" <<'PYEOF'
 import sys
 from carbonpipe.core.config import load_settings
-from carbonpipe.stack import StackError, ensure_built
+from carbonpipe.services.build import StackError, ensure_built
 try:
     ensure_built(load_settings(), sys.argv[1:])
 except StackError as exc:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe import stack
 from carbonpipe.core.config import Settings, load_settings
+from carbonpipe.services import stack
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def private_kafka(services: Settings, tmp_path: Path) -> Iterator[Settings]:
     """
     home = tmp_path / "kafka-home"
     (home / "jars").mkdir(parents=True)
-    (home / "jars" / "kafka").symlink_to(stack.paths(services).kafka_jars)
+    (home / "jars" / "kafka").symlink_to(stack.kafka_jars(services.layout))
     port = _free_port_pair()
     settings = services.model_copy(update={"home": home,
                                            "kafka_bootstrap_servers": f"127.0.0.1:{port}"})

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from carbonpipe import stack
 from carbonpipe.core.config import Settings
 from carbonpipe.core.contracts import validation_errors
+from carbonpipe.services import stack
 from collector.runner import build_collector
 
 OUTAGE_S = 60.0

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from carbonpipe import stack
 from carbonpipe.core.config import Settings
+from carbonpipe.services import stack
 
 pytestmark = pytest.mark.integration
 

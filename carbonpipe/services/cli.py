@@ -1,0 +1,117 @@
+"""``carbonpipe up | down | status | clean``: the local services from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from carbonpipe.core.config import Settings, get_settings
+from carbonpipe.services import stack
+from carbonpipe.services.service import home_layout, say
+
+
+def names_arg(known: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated subset of ``known``: a bad name is a one-line
+    usage error listing the choices, not a traceback later."""
+
+    def parse(value: str) -> list[str]:
+        names = [s.strip() for s in value.split(",") if s.strip()]
+        bad = [s for s in names if s not in known]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {bad}; pick from {', '.join(known)}")
+        return names
+
+    return parse
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        stack.up(settings, args.services, args.timeout, spark_jars=not args.no_spark_jars)
+    except stack.StackError as exc:
+        print(f"carbonpipe up: {exc}", file=sys.stderr)
+        return 1
+    for st in stack.status(settings).values():
+        if st.name in args.services:
+            print(st.line())
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    stopped = stack.stop_all(settings, args.services)
+    for service in args.services:
+        if service not in stopped:
+            say(f"{service}: not running (nothing started by carbonpipe)")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    sts = stack.status(get_settings())
+    for st in sts.values():
+        print(st.line())
+    return 0 if all(s.healthy for s in sts.values()) else 1
+
+
+def clean(settings: Settings, everything: bool = False) -> list[Path]:
+    """Stop what carbonpipe runs, then remove the home folder's data (``Layout.data_dirs``).
+
+    ``everything`` also removes the built jars and binary, and the home folder itself once
+    nothing else is left in it. Returns the paths removed.
+    """
+    from carbonpipe import apps  # the apps write into the data folders: stop them first
+
+    apps.stop_all(settings)
+    stack.stop_all(settings)
+    lay = home_layout(settings)
+    doomed = [*lay.data_dirs, *((lay.jars, lay.bin) if everything else ())]
+    removed = [p for p in doomed if p.exists()]
+    for path in removed:
+        shutil.rmtree(path)
+    if everything and lay.home.is_dir() and not any(lay.home.iterdir()):
+        lay.home.rmdir()
+        removed.append(lay.home)
+    return removed
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    removed = clean(settings, args.all)
+    for path in removed:
+        print(f"  removed {path}")
+    lay = home_layout(settings)
+    if args.all and lay.home.exists():
+        left = ", ".join(sorted(p.name for p in lay.home.iterdir()))
+        print(f"  kept {lay.home}: it holds files carbonpipe did not create ({left})")
+    elif not removed:
+        print(f"  nothing to remove in {lay.home}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``up``, ``down``, ``status`` and ``clean`` to the ``carbonpipe`` command."""
+    services = names_arg(stack.SERVICES, "service")
+    up = sub.add_parser("up", help="build if needed and start Kafka + the embedded MongoDB")
+    up.add_argument("--services", type=services, default=list(stack.SERVICES),
+                    help="comma-separated subset of kafka,mongo (default: both)")
+    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per service")
+    up.add_argument("--no-spark-jars", action="store_true",
+                    help="skip resolving Spark's Kafka connector jars")
+    up.set_defaults(func=_cmd_up)
+
+    down = sub.add_parser("down", help="stop the services `carbonpipe up` started")
+    down.add_argument("--services", type=services, default=list(stack.SERVICES))
+    down.set_defaults(func=_cmd_down)
+
+    st = sub.add_parser("status", help="show whether Kafka and MongoDB answer (exit 1 if not)")
+    st.set_defaults(func=_cmd_status)
+
+    cl = sub.add_parser("clean", help="stop everything, then drop all data (Kafka log, "
+                        "FerretDB, checkpoints, cold store, spool, logs)")
+    cl.add_argument("--all", action="store_true",
+                    help="also drop the built jars and FerretDB binary (next start rebuilds)")
+    cl.set_defaults(func=_cmd_clean)

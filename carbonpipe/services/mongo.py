@@ -1,0 +1,70 @@
+"""The MongoDB the pipeline writes to: the embedded FerretDB (SQLite underneath) by default,
+or any real MongoDB named by ``MONGO_URI``, which carbonpipe then uses and never starts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from carbonpipe.core.config import Settings
+from carbonpipe.core.layout import Layout
+from carbonpipe.services import build
+from carbonpipe.services.process import StackError
+from carbonpipe.services.service import Service, say
+
+
+def log_file(layout: Layout) -> Path:
+    """FerretDB logs to stdout: its output file is the log to read."""
+    return layout.logs / "ferretdb.log"
+
+
+def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
+    """A MongoDB ``ping`` succeeds against ``settings.mongo_uri``."""
+    from pymongo import MongoClient  # imported late: keeps `carbonpipe --help` fast
+
+    client: MongoClient = MongoClient(settings.mongo_uri,
+                                      serverSelectionTimeoutMS=int(timeout_s * 1000),
+                                      connectTimeoutMS=int(timeout_s * 1000))
+    try:
+        client.admin.command("ping")
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def redact(uri: str) -> str:
+    """The URI without its credentials, for messages and ``status``."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+def _prepare(settings: Settings, layout: Layout) -> tuple[list[str], Path]:
+    binary = build.ferretdb_binary(layout)
+    if not binary.exists():
+        raise StackError(f"{binary} missing: run `carbonpipe up` or `make setup`")
+    layout.ferretdb.mkdir(parents=True, exist_ok=True)
+    cmd = [str(binary), f"-listen=127.0.0.1:{settings.ferretdb_port}",
+           f"-dir={layout.ferretdb}", "-log-level=error"]  # warn logs every endSessions
+    return cmd, layout.home
+
+
+MONGO = Service(
+    name="mongo", program="FerretDB", healthy=lambda s: healthy(s, timeout_s=1.0),
+    address=lambda s: f"127.0.0.1:{s.ferretdb_port}",
+    ports=lambda s: [("127.0.0.1", s.ferretdb_port)], port_setting="CARBONPIPE_FERRETDB_PORT",
+    log=log_file, output=log_file, prepare=_prepare,
+)
+
+
+def start_mongo(settings: Settings, wait: bool = True, timeout_s: float = 60.0) -> int | None:
+    """Start the embedded FerretDB, or do nothing when MONGO_URI points at a real MongoDB."""
+    if not settings.uses_embedded_mongo:
+        say(f"mongo: using external MongoDB {redact(settings.mongo_uri)} (MONGO_URI is set)")
+        return None
+    return MONGO.start(settings, wait, timeout_s)
+
+
+def stop_mongo(settings: Settings) -> bool:
+    return MONGO.stop(settings)

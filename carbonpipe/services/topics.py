@@ -1,0 +1,50 @@
+"""The Kafka topics the pipeline writes, declared once from the settings, created idempotently."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from carbonpipe.core.config import Settings
+from carbonpipe.services.process import StackError
+
+TopicSpecs = dict[str, tuple[int, dict[str, str]]]
+
+
+def topic_specs(settings: Settings) -> TopicSpecs:
+    """name -> (partitions, configs) of the topics the pipeline writes."""
+    return {
+        settings.metrics_topic: (settings.metrics_partitions, {}),
+        settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
+        settings.dlq_topic: (1, {}),
+    }
+
+
+def create_topics(settings: Settings, specs: TopicSpecs | None = None,
+                  timeout_s: float = 30.0) -> list[str]:
+    """Create the missing topics (existing ones are left alone); returns the ones created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    specs = topic_specs(settings) if specs is None else specs
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
+                             client_id="carbonpipe-topics")
+    created: list[str] = []
+    try:
+        existing = set(admin.list_topics())
+        for name, (parts, configs) in specs.items():
+            if name in existing:
+                continue
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1,
+                                              topic_configs=configs)])
+                created.append(name)
+        deadline = time.monotonic() + timeout_s
+        while not set(specs) <= set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise StackError(f"topics {sorted(specs)} not visible after {timeout_s:.0f}s; "
+                                 "check the broker with `carbonpipe status`")
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    return created
