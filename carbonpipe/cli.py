@@ -1,6 +1,6 @@
 """``carbonpipe`` console command. Each part registers its own sub-commands.
 
-A module in COMMAND_MODULES exposes ``register(subparsers)``; sub-commands set
+A module named in COMMAND_OWNERS exposes ``register(subparsers)``; sub-commands set
 ``func(args) -> int`` as their default. Keeping the entry point this thin means the CLI never
 imports Spark, Kafka or Streamlit until the chosen sub-command needs them.
 """
@@ -14,28 +14,21 @@ from collections.abc import Sequence
 
 from carbonpipe.core.errors import CarbonpipeError
 
-COMMAND_MODULES = (
-    "carbonpipe.services.cli",  # up / down / status / clean of the local services
-    "carbonpipe.apps",  # apps up / down / status: feeder, stream job, dashboard
-    "collector.cli",  # collect
-    "carbonpipe.intensity.cli",  # intensity, feed
-    "carbonpipe.scheduling.cli",  # schedule
-    "spark_jobs.cli",  # stream, sql
-    "carbonpipe.query",  # runs, users
-    "dashboard.cli",  # dashboard
-)
-
-
-# Which module registers a sub-command: ``carbonpipe collect`` then imports the collector only
-# (the collector's memory footprint is part of its overhead budget).
+# Which module registers each sub-command (one table): ``carbonpipe collect`` then imports the
+# collector only (the collector's memory footprint is part of its overhead budget); help and
+# an unknown command import every module, in this order.
 COMMAND_OWNERS = {
     "up": "carbonpipe.services.cli", "down": "carbonpipe.services.cli",
     "status": "carbonpipe.services.cli", "clean": "carbonpipe.services.cli",
-    "apps": "carbonpipe.apps", "collect": "collector.cli", "intensity": "carbonpipe.intensity.cli",
-    "feed": "carbonpipe.intensity.cli", "schedule": "carbonpipe.scheduling.cli",
-    "stream": "spark_jobs.cli", "sql": "spark_jobs.cli", "runs": "carbonpipe.query",
-    "users": "carbonpipe.query", "dashboard": "dashboard.cli",
+    "apps": "carbonpipe.services.apps",  # feeder, stream job, dashboard in the background
+    "collect": "collector.cli",
+    "intensity": "carbonpipe.intensity.cli", "feed": "carbonpipe.intensity.cli",
+    "schedule": "carbonpipe.scheduling.cli",
+    "stream": "spark_jobs.cli", "sql": "spark_jobs.cli",
+    "runs": "carbonpipe.query", "users": "carbonpipe.query",
+    "dashboard": "dashboard.cli",
 }  # fmt: skip
+COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_OWNERS.values()))
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ echo "[demo 2/5] feeder (grid intensity, trace replay for $ZONE), Spark streamin
 $CP apps up --zones "$ZONE"
 .venv/bin/python - "$PORT" <<'PY' || fail "dashboard did not answer on port $1 within 120 s (.carbonpipe/logs/dashboard.log)"
 import sys
-from carbonpipe.apps import wait_http
+from carbonpipe.services.apps import wait_http
 sys.exit(0 if wait_http(f"http://127.0.0.1:{sys.argv[1]}/_stcore/health", 120) else 1)
 PY
 

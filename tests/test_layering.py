@@ -25,8 +25,6 @@ ALLOWED: dict[str, set[str]] = {
     "spark_jobs": {"carbonpipe.core", "carbonpipe.intensity", "carbonpipe.query"},  # table printer
     "carbonpipe.query": {"carbonpipe.core"},  # reads the hot store through its read contract
     "carbonpipe.services": {"carbonpipe.core"},
-    "carbonpipe.stack": {"carbonpipe.core"},
-    "carbonpipe.apps": {"carbonpipe.core", "carbonpipe.services", "carbonpipe.stack"},
     "dashboard": {"carbonpipe.core", "carbonpipe.query", "carbonpipe.scheduling"},
     "carbonpipe.cli": {"carbonpipe.core"},
     "collector.__main__": {"carbonpipe.cli"},  # ``python -m collector`` = ``carbonpipe``

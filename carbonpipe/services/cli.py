@@ -5,27 +5,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.services import stack
-from carbonpipe.services.service import home_layout, say
-
-
-def names_arg(known: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
-    """An argparse type for a comma-separated subset of ``known``: a bad name is a one-line
-    usage error listing the choices, not a traceback later."""
-
-    def parse(value: str) -> list[str]:
-        names = [s.strip() for s in value.split(",") if s.strip()]
-        bad = [s for s in names if s not in known]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what}(s) {bad}; pick from {', '.join(known)}")
-        return names
-
-    return parse
+from carbonpipe.services.service import home_layout, names_arg, say
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -63,7 +47,7 @@ def clean(settings: Settings, everything: bool = False) -> list[Path]:
     ``everything`` also removes the built jars and binary, and the home folder itself once
     nothing else is left in it. Returns the paths removed.
     """
-    from carbonpipe import apps  # the apps write into the data folders: stop them first
+    from carbonpipe.services import apps  # they write into the data folders: stop them first
 
     apps.stop_all(settings)
     stack.stop_all(settings)

@@ -8,6 +8,7 @@ error names the log to read or the setting to change.
 
 from __future__ import annotations
 
+import argparse
 import socket
 import time
 from collections.abc import Callable
@@ -111,3 +112,18 @@ class Service:
             return False
         say(f"{self.name}: stopped pid {proc.pid} in {time.monotonic() - t0:.1f}s")
         return True
+
+
+def names_arg(known: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated subset of ``known``: a bad name is a one-line
+    usage error listing the choices, not a traceback later."""
+
+    def parse(value: str) -> list[str]:
+        names = [s.strip() for s in value.split(",") if s.strip()]
+        bad = [s for s in names if s not in known]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {bad}; pick from {', '.join(known)}")
+        return names
+
+    return parse

@@ -1,6 +1,6 @@
 """Kafka stopped for 60 s in the middle of a collection: every event arrives, in order,
 once (seq 0..N contiguous, no duplicates). Uses the shared ``unique_topics`` fixture and
-``carbonpipe.stack.stop_kafka``/``start_kafka``."""
+``carbonpipe.services.stack.stop_kafka``/``start_kafka``."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.apps import wait_http
 from carbonpipe.core.config import REPO_ROOT, Settings
+from carbonpipe.services.apps import wait_http
 from dashboard.cli import command
 from spark_jobs.hot_store import HotStore
 

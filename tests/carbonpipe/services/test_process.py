@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from carbonpipe import apps, cli
+from carbonpipe import cli
 from carbonpipe.core.config import Settings, get_settings, load_settings
-from carbonpipe.services import process, stack
+from carbonpipe.services import apps, process, stack
 from carbonpipe.services.process import PidFile, StackError
 
 IGNORES_TERM = (

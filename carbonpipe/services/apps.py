@@ -15,8 +15,7 @@ from typing import Any
 
 from carbonpipe.core.config import REPO_ROOT, Settings, get_settings
 from carbonpipe.services import process
-from carbonpipe.services.cli import names_arg
-from carbonpipe.services.service import home_layout
+from carbonpipe.services.service import home_layout, names_arg
 
 APPS = ("feeder", "stream", "dashboard")  # start order; stopped in reverse
 
