@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from carbonpipe.core.config import Settings, load_settings
+from carbonpipe.intensity.trace import shared_traces_dir
 from carbonpipe.services import stack
 
 
@@ -113,3 +114,14 @@ def _cleanup(settings: Settings) -> None:
             client.drop_database(settings.mongo_db)
         finally:
             client.close()
+
+
+@pytest.fixture(scope="session")
+def traces_dir() -> Path:
+    d = shared_traces_dir()
+    if d is None:
+        pytest.skip(
+            "shared traces not found: ../shared/data/carbon-intensity is absent "
+            "(set CARBONPIPE_SHARED_DIR to the shared directory)"
+        )
+    return d

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from carbonpipe.core.config import Settings, load_settings
-from carbonpipe.intensity.trace import shared_traces_dir
 
 SHARED_ROOT = load_settings().shared_dir
 SHARED_FIXTURES = SHARED_ROOT / "fixtures" / "providers"
@@ -110,17 +109,6 @@ def fixtures_dir() -> Path:
             "(../shared is absent in this checkout)"
         )
     return SHARED_FIXTURES
-
-
-@pytest.fixture(scope="session")
-def traces_dir() -> Path:
-    d = shared_traces_dir()
-    if d is None:
-        pytest.skip(
-            "shared traces not found: ../shared/data/carbon-intensity is absent "
-            "(set CARBONPIPE_SHARED_DIR to the shared directory)"
-        )
-    return d
 
 
 def fixture_reply(path: Path, status: int = 200, **headers: str) -> Reply:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from carbonpipe.cli import main
-from carbonpipe.intensity.trace import shared_traces_dir
 from carbonpipe.scheduling.advise import advice_text, savings_distribution
 from carbonpipe.scheduling.forecast import load_trace_forecast
 from carbonpipe.scheduling.policies import Forecast
@@ -72,12 +71,8 @@ def test_distribution_matches_brute_force_on_a_synthetic_trace(tmp_path: Path,
 
 @pytest.mark.shared
 @pytest.mark.parametrize("inter", [False, True])
-def test_distribution_matches_brute_force_on_the_gb_trace(inter: bool) -> None:
-    root = shared_traces_dir()
-    if root is None:
-        pytest.skip("shared carbon-intensity traces not found: set CARBONPIPE_SHARED_DIR or "
-                    "place them in ../shared/data/carbon-intensity")
-    _check(load_trace_forecast(root / "gb-2020.csv"), 6, 24, inter)
+def test_distribution_matches_brute_force_on_the_gb_trace(inter: bool, traces_dir: Path) -> None:
+    _check(load_trace_forecast(traces_dir / "gb-2020.csv"), 6, 24, inter)
 
 
 def test_cli_paragraph_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from carbonpipe.intensity.trace import shared_traces_dir
 from carbonpipe.scheduling import evaluate as ev
 from carbonpipe.scheduling import report
 from carbonpipe.scheduling.forecast import load_trace_forecast
@@ -22,22 +21,13 @@ pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")
-def root() -> Path:
-    d = shared_traces_dir()
-    if d is None:
-        pytest.skip("shared carbon-intensity traces not found: set CARBONPIPE_SHARED_DIR or "
-                    "place them in ../shared/data/carbon-intensity")
-    return d
+def all_rows(traces_dir: Path) -> list[dict]:
+    return report.evaluate_all(traces_dir)
 
 
-@pytest.fixture(scope="module")
-def all_rows(root: Path) -> list[dict]:
-    return report.evaluate_all(root)
-
-
-def test_every_trace_policy_length_deadline_is_reported(root: Path,
+def test_every_trace_policy_length_deadline_is_reported(traces_dir: Path,
                                                         all_rows: list[dict]) -> None:
-    files = report.shared_trace_files(root)
+    files = report.shared_trace_files(traces_dir)
     assert {f.name for f in files} >= {"de-2020.csv", "gb-2020.csv", "fr-2020.csv"}
     assert not any("production" in f.name for f in files)
     for f in files:
@@ -72,8 +62,8 @@ def test_optimal_policies_never_lose_with_a_perfect_forecast(all_rows: list[dict
             assert r["mean_reduction_pct"] >= by[(trace, "window", d, 8)]["mean_reduction_pct"]
 
 
-def test_interruptible_beats_window_job_by_job(root: Path) -> None:
-    fc = load_trace_forecast(root / "gb-2020.csv")
+def test_interruptible_beats_window_job_by_job(traces_dir: Path) -> None:
+    fc = load_trace_forecast(traces_dir / "gb-2020.csv")
     w = ev.evaluate(fc, "window", 4 * 3600, 24 * 3600)
     i = ev.evaluate(fc, "interruptible", 4 * 3600, 24 * 3600)
     assert np.array_equal(w.submit_idx, i.submit_idx)
@@ -81,8 +71,8 @@ def test_interruptible_beats_window_job_by_job(root: Path) -> None:
     assert np.all(w.end_s <= 24 * 3600 + 1e-6) and np.all(i.end_s <= 24 * 3600 + 1e-6)
 
 
-def test_forecast_error_is_seeded_and_scored_on_truth(root: Path) -> None:
-    fc = load_trace_forecast(root / "fr-2020.csv")
+def test_forecast_error_is_seeded_and_scored_on_truth(traces_dir: Path) -> None:
+    fc = load_trace_forecast(traces_dir / "fr-2020.csv")
     a = ev.evaluate(fc, "window", 4 * 3600, 24 * 3600, forecast_error=0.1, seed=3)
     b = ev.evaluate(fc, "window", 4 * 3600, 24 * 3600, forecast_error=0.1, seed=3)
     p = ev.evaluate(fc, "window", 4 * 3600, 24 * 3600)
@@ -91,11 +81,11 @@ def test_forecast_error_is_seeded_and_scored_on_truth(root: Path) -> None:
     assert a.reduction_pct.mean() < p.reduction_pct.mean()  # noise can only hurt on average
 
 
-def test_cli_evaluate_json_plot_and_jobs_csv(root: Path, tmp_path: Path) -> None:
+def test_cli_evaluate_json_plot_and_jobs_csv(traces_dir: Path, tmp_path: Path) -> None:
     png = tmp_path / "eval.png"
     out = subprocess.run(
         [sys.executable, "-m", "carbonpipe.cli", "schedule", "evaluate", "--trace",
-         str(root / "gb-2020.csv"), "--policy", "window,interruptible", "--duration", "4h",
+         str(traces_dir / "gb-2020.csv"), "--policy", "window,interruptible", "--duration", "4h",
          "--deadline", "24h", "--json", "--plot", str(png), "--forecast-error", "0.05"],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -109,7 +99,8 @@ def test_cli_evaluate_json_plot_and_jobs_csv(root: Path, tmp_path: Path) -> None
                     "2020-07-01T08:15:00Z,90m,2020-07-02T08:00:00Z,true\n")
     out = subprocess.run(
         [sys.executable, "-m", "carbonpipe.cli", "schedule", "evaluate", "--trace",
-         str(root / "gb-2020.csv"), "--policy", "interruptible", "--jobs", str(jobs), "--json"],
+         str(traces_dir / "gb-2020.csv"), "--policy", "interruptible", "--jobs", str(jobs),
+         "--json"],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)["jobs"]["interruptible"]
@@ -118,8 +109,8 @@ def test_cli_evaluate_json_plot_and_jobs_csv(root: Path, tmp_path: Path) -> None
     assert rows[0]["plan_g_per_kwh"] <= rows[1]["plan_g_per_kwh"] + 1e-9
 
 
-def test_multizone_cli_and_alignment(root: Path) -> None:
-    fcs = [load_trace_forecast(root / n) for n in ("de-2020.csv", "gb-2020.csv")]
+def test_multizone_cli_and_alignment(traces_dir: Path) -> None:
+    fcs = [load_trace_forecast(traces_dir / n) for n in ("de-2020.csv", "gb-2020.csv")]
     al = ev.align(fcs)
     assert {f.step_s for f in al} == {1800} and al[0].starts.size == al[1].starts.size
     res = ev.evaluate(al[0], "multizone", 4 * 3600, 24 * 3600, others={f.zone: f for f in al})
@@ -128,7 +119,7 @@ def test_multizone_cli_and_alignment(root: Path) -> None:
     assert set(res.zones) == {"DE", "GB"}
 
 
-def test_provider_chain_forecast_keeps_provenance(root: Path, tmp_path: Path) -> None:
+def test_provider_chain_forecast_keeps_provenance(traces_dir: Path, tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
     from carbonpipe.core.config import load_settings
@@ -136,12 +127,12 @@ def test_provider_chain_forecast_keeps_provenance(root: Path, tmp_path: Path) ->
     from carbonpipe.scheduling.policies import best_window
 
     settings = load_settings(providers="trace,static", home=tmp_path,
-                             trace_paths=str(root / "gb-2020.csv"))
+                             trace_paths=str(traces_dir / "gb-2020.csv"))
     now = datetime(2020, 6, 1, 10, 0, tzinfo=timezone.utc)
     fc = provider_forecast("GB", 24 * 3600, settings, clock=lambda: now)
     assert fc.zone == "GB" and fc.step_s == 1800 and fc.t0 == now
     assert fc.provenance["provider"] == "trace" and fc.provenance["perfect_foresight"] is True
-    truth = load_trace_forecast(root / "gb-2020.csv")
+    truth = load_trace_forecast(traces_dir / "gb-2020.csv")
     i = int(np.searchsorted(truth.starts, np.datetime64("2020-06-01T10:00:00")))
     assert np.allclose(fc.values[:48], truth.values[i:i + 48])
     assert best_window(fc, 4 * 3600, 24 * 3600).reduction_pct >= 0

@@ -182,12 +182,8 @@ def test_lightning_callback_obeys_the_gate_without_lightning(
     assert resumed.is_set() and trainer.saved == [str(tmp_path / "pause.ckpt")]
 
 
-def test_cli_runs_command_at_chosen_time_and_logs(tmp_path: Path) -> None:
-    from carbonpipe.intensity.trace import shared_traces_dir
-
-    root = shared_traces_dir()
-    if root is None:
-        pytest.skip("shared traces absent (set CARBONPIPE_SHARED_DIR)")
+def test_cli_runs_command_at_chosen_time_and_logs(tmp_path: Path, traces_dir: Path) -> None:
+    root = traces_dir
     marker = tmp_path / "env.txt"
     env = {**os.environ, "CARBONPIPE_HOME": str(tmp_path / "home")}
     child = ("import os,sys; open(sys.argv[1],'w').write("

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from carbonpipe.cli import main
-from carbonpipe.intensity.trace import shared_traces_dir
 from carbonpipe.scheduling.policies import ScheduleError
 from carbonpipe.scheduling.study import (
     SLOT_MIN,
@@ -195,32 +194,23 @@ def test_cli_range_checks_name_the_flag(args: list[str], flag: str,
     assert flag in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def shared_root() -> Path:
-    d = shared_traces_dir()
-    if d is None:
-        pytest.skip("shared carbon-intensity traces not found: set CARBONPIPE_SHARED_DIR or "
-                    "place them in ../shared/data/carbon-intensity")
-    return d
-
-
 @pytest.mark.shared
-def test_loaded_series_are_the_papers(shared_root: Path) -> None:
+def test_loaded_series_are_the_papers(traces_dir: Path) -> None:
     """The authors' analysis.ipynb describe() (quoted in the data README): 2020 means."""
     from carbonpipe.scheduling.study_report import load_study_trace
 
     for name, mean in (("de-2020.csv", 313.40), ("gb-2020.csv", 212.94),
                        ("fr-2020.csv", 56.34)):
-        _, s = load_study_trace(str(shared_root / name))
+        _, s = load_study_trace(str(traces_dir / name))
         assert s[: 366 * 48 + 1].mean() == pytest.approx(mean, abs=0.006)
 
 
 @pytest.mark.shared
-def test_cli_nightly_json_matches_the_service(shared_root: Path,
+def test_cli_nightly_json_matches_the_service(traces_dir: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    trace = str(shared_root / "gb-2020.csv")
+    trace = str(traces_dir / "gb-2020.csv")
     rc = main(["schedule", "evaluate", "--study", "lets-wait-awhile", "--scenario", "nightly",
                "--trace", trace, "--forecast-error", "0.05", "--seeds", "0-2", "--window-h", "8",
                "--json"])

@@ -48,12 +48,10 @@ def test_home_zone_runs_locally(policy: str, zone: str) -> None:
 
 @pytest.mark.shared
 @pytest.mark.parametrize("launcher", [None, "FR=env"])
-def test_cli_multizone_advises_or_launches(tmp_path: Path, launcher: str | None) -> None:
-    from carbonpipe.intensity.trace import shared_traces_dir
-
-    root = shared_traces_dir()
-    if root is None:
-        pytest.skip("shared traces absent (set CARBONPIPE_SHARED_DIR)")
+def test_cli_multizone_advises_or_launches(
+    tmp_path: Path, launcher: str | None, traces_dir: Path
+) -> None:
+    root = traces_dir
     marker = tmp_path / "ran"
     env = {**os.environ, "CARBONPIPE_HOME": str(tmp_path / "home")}
     env.pop("CARBONPIPE_ZONE_LAUNCHERS", None)
