@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from carbonpipe.core.aggregates import AGGREGATES
 from carbonpipe.core.config import ConfigError, Settings
 from spark_jobs.session import build_session
-from spark_jobs.stream import events_path, uri_exists, windows_path
+from spark_jobs.storage import events_path, uri_exists, windows_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -30,6 +30,13 @@ from spark_jobs.hot_store import HotStore, fold_windows
 from spark_jobs.reference import IntensityFeed, load_fallback_table, slot_rows, to_segments
 from spark_jobs.session import build_session
 from spark_jobs.state import BatchState, StateLog
+from spark_jobs.storage import (
+    checkpoint_path,
+    delete_uri,
+    events_path,
+    uri_exists,
+    windows_path,
+)
 
 log = logging.getLogger("carbonpipe.stream")
 
@@ -41,14 +48,6 @@ PARQUET_COLUMNS = (
     "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
 )  # fmt: skip
-
-
-def events_path(settings: Settings) -> str:
-    return settings.cold_store_uri.rstrip("/") + "/events"
-
-
-def windows_path(settings: Settings) -> str:
-    return settings.cold_store_uri.rstrip("/") + "/windows"
 
 
 class BatchProcessor:
@@ -271,30 +270,13 @@ class BatchProcessor:
         )
 
 
-def _delete(spark: SparkSession, uri: str) -> None:
-    """Deletes a folder on any Hadoop file system (local, hdfs://, s3a://)."""
-    jvm: Any = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)
-
-
-def uri_exists(spark: SparkSession, uri: str) -> bool:
-    jvm: Any = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return bool(path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path))
-
-
 def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
     """Kappa replay: forget every result, so the next start rebuilds them from the log."""
     for coll in ("windows", "runs", "stats", "job_state", "intensity"):
         store.db[coll].drop()
-    _delete(spark, events_path(settings))
-    _delete(spark, windows_path(settings))
-    _delete(spark, checkpoint_path(settings))
-
-
-def checkpoint_path(settings: Settings) -> str:
-    return settings.checkpoint_uri.rstrip("/") + "/stream"
+    delete_uri(spark, events_path(settings))
+    delete_uri(spark, windows_path(settings))
+    delete_uri(spark, checkpoint_path(settings))
 
 
 def min_partitions(spark: SparkSession, settings: Settings) -> int:
