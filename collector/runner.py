@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +27,7 @@ from collector.devices.gpu import GpuSource, make_gpu_source
 from collector.devices.powercap import Opener, default_opener
 from collector.devices.ram import make_ram_source
 from collector.events import RunIdentity
+from collector.observers import EventObserver
 from collector.procs import ProcessTree
 from collector.publish import KafkaSink, Publisher, Sink, StdoutSink
 from collector.sampler import Sampler
@@ -140,6 +141,11 @@ class RunLock:
         self._fh.close()
 
 
+def _warn(what: str, exc: BaseException) -> None:
+    print(f"carbonpipe collector: {what}: {type(exc).__name__}: {exc}", file=sys.stderr,
+          flush=True)
+
+
 class Collector:
     """The sampling loop; ``stop`` sends the final ``end`` event and flushes."""
 
@@ -151,8 +157,10 @@ class Collector:
         lock: RunLock | None = None,
         should_stop: Callable[[], bool] | None = None,
         gpu: GpuSource | None = None,
+        observers: Sequence[EventObserver] = (),
     ) -> None:
         self.sampler = sampler
+        self.observers = list(observers)
         self.publisher = publisher
         self.interval_s = interval_s
         self.lock = lock
@@ -171,13 +179,16 @@ class Collector:
         try:
             if self.lock:
                 self.lock.reserve(self.sampler.seq)
-            self.publisher.publish(self.sampler.sample(event_type))
+            event = self.sampler.sample(event_type)
+            self.publisher.publish(event)
         except Exception as exc:  # a bad sample must not end the collection
-            print(
-                f"carbonpipe collector: sample failed: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-                flush=True,
-            )
+            _warn("sample failed", exc)
+            return
+        for obs in self.observers:
+            try:
+                obs.on_event(event)
+            except Exception as exc:  # an observer must not end the collection either
+                _warn(f"{type(obs).__name__} failed", exc)
 
     def _loop(self) -> None:
         next_t = time.monotonic() + self.interval_s
@@ -194,6 +205,11 @@ class Collector:
             if self.lock:
                 self.lock.save_seq(self.sampler.seq)
             self.left_in_spool = self.publisher.close()
+            for obs in self.observers:
+                try:
+                    obs.close()
+                except Exception as exc:  # closing one must not skip the others
+                    _warn(f"{type(obs).__name__} close failed", exc)
             if self._gpu is not None:
                 self._gpu.close()
             if self.lock:
@@ -229,6 +245,7 @@ def build_collector(
     opener: Opener = default_opener,
     env: Mapping[str, str] | None = None,
     zone_checked: bool = False,
+    observers: Sequence[EventObserver] = (),
 ) -> Collector:
     """Everything from settings; ``sink``/``opener``/``env`` are injectable for tests.
 
@@ -274,4 +291,5 @@ def build_collector(
         lock=lock,
         should_stop=should_stop or (lambda: not tree.alive()),
         gpu=gpu,
+        observers=observers,
     )

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_one_collector_per_run_and_host(settings: Settings) -> None:
         settings, run_id="dup", user_id="u", model_name="m", interval_s=0.2, sink=MemorySink()
     ).start()
     try:
-        with pytest.raises(ConfigError, match="another collector"):
+        with pytest.raises(UserError, match="another collector"):
             build_collector(settings, run_id="dup", user_id="u", model_name="m", sink=MemorySink())
     finally:
         col.stop()
@@ -121,3 +122,36 @@ def test_zone_resolution_order(tmp_path: Path) -> None:
             None,
             load_settings(home=tmp_path, zone=None, cloud_region=None, allow_fallback_zone=None),
         )
+
+
+def test_observers_see_every_event_in_order_and_cannot_break_collection(
+    powercap: FakePowercap, settings: Settings
+) -> None:
+    """A failing observer is reported, never fatal; every observer gets each event, then close."""
+    powercap.package(0)
+    seen: list[tuple[str, int]] = []
+    closed: list[str] = []
+
+    class Recorder:
+        def on_event(self, event: dict[str, Any]) -> None:
+            seen.append((event["event_type"], event["seq"]))
+
+        def close(self) -> None:
+            closed.append("recorder")
+
+    class Broken:
+        def on_event(self, event: dict[str, Any]) -> None:
+            raise RuntimeError("observer bug")
+
+        def close(self) -> None:
+            raise RuntimeError("close bug")
+
+    sink = MemorySink()
+    col = build_collector(settings, run_id="obs-1", user_id="u", model_name="m", interval_s=0.1,
+                          sink=sink, observers=[Broken(), Recorder()]).start()  # fmt: skip
+    time.sleep(0.35)
+    col.stop()
+    assert [e["seq"] for e in sink.events] == [s for _, s in seen]  # every published event
+    assert seen and seen[-1][0] == "end"
+    assert [s for _, s in seen] == list(range(len(seen)))
+    assert closed == ["recorder"]
