@@ -12,6 +12,7 @@ import pytest
 
 from carbonpipe.core.config import ConfigError, Settings, load_settings
 from carbonpipe.core.contracts import validation_errors
+from carbonpipe.core.errors import UserError
 from collector import progress
 from collector.publish import MemorySink
 from collector.runner import build_collector, resolve_zone
