@@ -183,13 +183,29 @@ def merge_counts(
 
 
 class Versions:
-    """In-memory versions per key of one collection (newest last), as written to MongoDB."""
+    """Versions per key of one collection (newest last), as written to MongoDB: a bounded cache.
+
+    A key is loaded from MongoDB the first time a batch needs it and dropped again once no
+    batch touched it for ``IDLE_BATCHES`` batches, so the driver's memory follows the active
+    runs and windows, not the history; a late partial for a window closed long ago loads that
+    window's versions again and merges into them. Loading gives the same base a batch saw the
+    first time (versions are insert-only and the two newest are kept), so a replayed batch
+    still finds its own version there and is not applied twice.
+    """
 
     KEEP = 2
+    IDLE_BATCHES = 30
 
     def __init__(self) -> None:
         self.by_key: dict[str, list[dict[str, Any]]] = {}
         self.garbage: list[str] = []
+        self._touched: dict[str, int] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.by_key
+
+    def __len__(self) -> int:
+        return len(self.by_key)
 
     def add(self, doc: dict[str, Any]) -> None:
         versions = self.by_key.setdefault(doc["key"], [])
@@ -200,16 +216,33 @@ class Versions:
         while len(versions) > self.KEEP:
             self.garbage.append(versions.pop(0)["_id"])
 
+    def loaded(self, keys: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+        """``docs``: every version MongoDB holds of ``keys`` (a key without any is new)."""
+        for key in keys:
+            self.by_key.setdefault(key, [])
+        for d in docs:
+            self.add(d)
+
     def base(self, key: str, batch_id: int) -> tuple[dict[str, Any] | None, bool]:
         """(newest version before ``batch_id``, whether ``batch_id`` was already applied)."""
+        self._touched[key] = batch_id
         versions = self.by_key.get(key, [])
         applied = any(v["batch_id"] == batch_id for v in versions)
         earlier = [v for v in versions if v["batch_id"] < batch_id]
         return (earlier[-1] if earlier else None), applied
 
-    def forget(self, keep: Any) -> None:
-        for key in [k for k, v in self.by_key.items() if not keep(v[-1])]:
-            del self.by_key[key]
+    def evict_idle(self, batch_id: int) -> list[dict[str, Any]]:
+        """Drops keys no batch touched since ``batch_id - IDLE_BATCHES``; returns their newest
+        versions (the caller remembers how far back MongoDB may hold a key)."""
+        horizon = batch_id - self.IDLE_BATCHES
+        idle = [k for k, b in self._touched.items() if b < horizon]
+        gone = []
+        for key in idle:
+            del self._touched[key]
+            versions = self.by_key.pop(key, [])
+            if versions:
+                gone.append(versions[-1])
+        return gone
 
 
 class HotStore:
@@ -227,19 +260,34 @@ class HotStore:
         # spends most of an insert converting documents, which runs in parallel (measured:
         # 16,800 window documents in 4.6 s over one connection, 3.0 s over two).
         self.write_threads = max(1, write_threads)
-        self._versions: dict[str, Versions] | None = None
+        self._versions = {c: Versions() for c in ("windows", "runs", "stats")}
         self._batches = 0
+        # Windows starting after this may not be in MongoDB unless this process wrote them
+        # (and then they are cached until evicted): a new live window costs no query.
+        self._stored_windows_until_s: float | None = None
+        self.loaded_last_batch = 0  # keys the last batch had to read from MongoDB
 
-    def _load(self, horizon_s: float | None) -> dict[str, Versions]:
-        """Reads, once, the versions this job may still merge into."""
-        versions = {c: Versions() for c in ("windows", "runs", "stats")}
-        query = {} if horizon_s is None else {"window_start_s": {"$gte": horizon_s}}
-        for coll, q in (("windows", query), ("runs", {}), ("stats", {})):
-            for d in self.db[coll].find(q):
-                versions[coll].add(d)
+    def _prepare(self) -> None:
+        """Once per process: indexes, and how far back MongoDB holds windows already."""
+        for coll in ("windows", "runs", "stats"):
+            self.db[coll].create_index("key")
         for coll in ("windows", "runs"):
             self.db[coll].create_index("run_id")
-        return versions
+        newest_window = self.db["windows"].find_one({}, sort=[("window_start_s", -1)])
+        self._stored_windows_until_s = newest_window["window_start_s"] if newest_window else -1
+
+    def _ensure(self, coll: str, keys: Iterable[str], maybe_stored: Any = None) -> int:
+        """Loads the versions of ``keys`` not in the cache (those ``maybe_stored`` says MongoDB
+        may hold; the others are new). Returns how many keys were read from MongoDB."""
+        versions = self._versions[coll]
+        missing = [k for k in keys if k not in versions]
+        ask = [k for k in missing if maybe_stored is None or maybe_stored(k)]
+        new = [k for k in missing if maybe_stored is not None and not maybe_stored(k)]
+        versions.loaded(new, [])
+        for i in range(0, len(ask), 5000):
+            chunk = ask[i : i + 5000]
+            versions.loaded(chunk, self.db[coll].find({"key": {"$in": chunk}}))
+        return len(ask)
 
     def _insert(self, coll: str, docs: list[dict[str, Any]]) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -266,7 +314,6 @@ class HotStore:
     def _apply(
         self, coll: str, parts: Mapping[str, Mapping[str, Any]], merge: Any, batch_id: int
     ) -> int:
-        assert self._versions is not None
         versions = self._versions[coll]
         new = []
         for key, part in parts.items():
@@ -280,29 +327,40 @@ class HotStore:
         return len(new)
 
     def write_batch(
-        self,
-        batch_id: int,
-        windows: list[dict[str, Any]],
-        counts: dict[str, int],
-        watermark_s: float | None = None,
+        self, batch_id: int, windows: list[dict[str, Any]], counts: dict[str, int]
     ) -> int:
-        if self._versions is None:
-            horizon = None if watermark_s is None else watermark_s - 86_400
-            self._versions = self._load(horizon)
-        n = self._apply("windows", {window_id(w): w for w in windows}, merge_window, batch_id)
-        self._apply("runs", run_parts(windows), merge_run, batch_id)
+        """Merges one micro-batch's window partials into windows and runs, and its counts into
+        the pipeline stats; returns the number of window versions written."""
+        if self._stored_windows_until_s is None:
+            self._prepare()
+        by_window = {window_id(w): w for w in windows}
+        start_of = {k: int(w["window_start_s"]) for k, w in by_window.items()}
+        until = self._stored_windows_until_s
+        self.loaded_last_batch = self._ensure(
+            "windows", by_window, lambda k: start_of[k] <= (until if until is not None else -1)
+        )
+        runs = run_parts(windows)
+        self.loaded_last_batch += self._ensure("runs", runs)
+        self._ensure("stats", ["pipeline"])
+        n = self._apply("windows", by_window, merge_window, batch_id)
+        self._apply("runs", runs, merge_run, batch_id)
         self._apply("stats", {"pipeline": counts}, merge_counts, batch_id)
-        if watermark_s is not None:  # closed windows will never change: stop tracking them
-            self._versions["windows"].forget(
-                lambda d: d["window_start_s"] + d["window_s"] >= watermark_s
-            )
+        for coll in ("windows", "runs"):
+            for doc in self._versions[coll].evict_idle(batch_id):
+                if coll == "windows":  # MongoDB holds it; a later partial must look it up
+                    self._stored_windows_until_s = max(
+                        self._stored_windows_until_s or -1, doc["window_start_s"]
+                    )
         self._batches += 1
         if self._batches % self.GC_EVERY == 0:
             self.collect_garbage()
         return n
 
+    def cached_keys(self) -> dict[str, int]:
+        """How many keys of each collection the driver holds (bounded by activity)."""
+        return {coll: len(v) for coll, v in self._versions.items()}
+
     def collect_garbage(self) -> None:
-        assert self._versions is not None
         for coll, versions in self._versions.items():
             ids, versions.garbage = versions.garbage, []
             for i in range(0, len(ids), 5000):

@@ -191,7 +191,7 @@ class BatchProcessor:
         max_ts = prior.max_event_ts_s
         if m["max_ts_s"] is not None:
             max_ts = m["max_ts_s"] if max_ts is None else max(max_ts, m["max_ts_s"])
-        n_windows = self.store.write_batch(batch_id, rows, counts, watermark)
+        n_windows = self.store.write_batch(batch_id, rows, counts)
         lap("mongo")
         if n_valid and self.settings.fault_exit_after_sinks:
             # Fault injection for the restart test: die after the sinks, before Spark
