@@ -14,20 +14,27 @@ Rules the hand-computed tests rely on:
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
-from spark_jobs.schema import CORRUPT_COLUMN, field_rules, lenient_struct, metric_event_struct
+from spark_jobs.schema import (
+    CORRUPT_COLUMN,
+    FieldRule,
+    any_required,
+    field_rules,
+    lenient_struct,
+    metric_event_struct,
+)
 
 J_PER_KWH = 3.6e6
 SLOT_S = 300  # resolution of the intensity lookup: 5 min divides 15/30/60-min grid data
 MIN_VALID_EPOCH_S = 946_684_800  # 2000-01-01T00:00:00Z: older timestamps are absurd
 MAX_FUTURE_S = 86_400  # a timestamp more than a day ahead of the job's clock is absurd
 
-REQUIRED = ("timestamp", "run_id", "user_id", "model_name", "interval_s")
 DEVICES = ("cpu", "gpu", "ram")
 
 
@@ -98,28 +105,96 @@ def with_event_time(parsed: DataFrame) -> DataFrame:
     return parsed.select("*", ts.alias("ts"), F.unix_timestamp(ts).alias("ts_s"))
 
 
-def _num(x: float) -> str:
-    return f"{float(x)!r}D"  # a double literal
-
-
 def _sql_string(value: str) -> str:
     if not value.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"enum value {value!r} in {METRIC_EVENT_SCHEMA}: letters, digits, _ and -")
     return f"'{value}'"
 
 
+def _literal(value: Any, rule: FieldRule) -> str:
+    """A contract value as a SQL literal of the field's own type (no per-row cast of a long)."""
+    if isinstance(value, bool) or rule.type in ("string", "boolean"):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return _sql_string(value)
+    if rule.type == "integer" and float(value).is_integer():
+        return f"{int(value)}L"
+    return f"{float(value)!r}D"  # a double literal
+
+
+# Above every finite double: Spark orders NaN above +Infinity, so ``hi > MAX`` catches NaN
+# and +Infinity (the JSON parser reads ``NaN``/``Infinity`` tokens and literals like 1e400).
+_MAX_DOUBLE = f"{sys.float_info.max!r}D"
+
+
+def _field_checks(rule: FieldRule) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(length checks, value checks) of one field, each ``(SQL condition, reason)``.
+
+    A field inside an array (``gpus/power_w``) is checked on the array of its values with
+    ``array_min``/``array_max``/``array_except``: built-in and code-generated, unlike the
+    lambda functions (``exists``), which would take the whole rule set out of whole-stage
+    code generation. A null (absent) value never fails a check: ``NULL < 0`` is not true.
+    """
+    col = "e." + ".".join(f"`{p}`" for p in rule.path)
+    lo, hi = (f"array_min({col})", f"array_max({col})") if rule.in_array else (col, col)
+    lengths: list[tuple[str, str]] = []
+    values: list[tuple[str, str]] = []
+    if rule.min_length is not None or rule.max_length is not None:
+        if rule.in_array:
+            raise ValueError(f"{rule.name}: string length inside an array has no Spark rule")
+        if rule.min_length is not None:
+            label = "empty_field" if rule.min_length == 1 else "too_short"
+            lengths.append((f"length({col}) < {int(rule.min_length)}", f"{label}:{rule.name}"))
+        if rule.max_length is not None:
+            lengths.append((f"length({col}) > {int(rule.max_length)}", f"too_long:{rule.name}"))
+    allowed = (rule.const,) if rule.const is not None else rule.enum
+    if allowed is not None:
+        items = ", ".join(_literal(v, rule) for v in allowed)
+        cond = (
+            f"size(array_except({col}, array({items}, NULL))) > 0"  # NULL: absent items pass
+            if rule.in_array
+            else f"{col} NOT IN ({items})"
+        )
+        values.append((cond, f"bad_value:{rule.name}"))
+    if rule.type == "number":
+        values.append((f"{hi} > {_MAX_DOUBLE} OR {lo} < -{_MAX_DOUBLE}", f"not_finite:{rule.name}"))
+    if rule.minimum is not None:
+        label = "negative_value" if rule.minimum == 0 else "out_of_range"
+        values.append((f"{lo} < {_literal(rule.minimum, rule)}", f"{label}:{rule.name}"))
+    if rule.exclusive_minimum is not None:
+        values.append(
+            (f"{lo} <= {_literal(rule.exclusive_minimum, rule)}", f"out_of_range:{rule.name}")
+        )
+    if rule.maximum is not None:
+        values.append((f"{hi} > {_literal(rule.maximum, rule)}", f"out_of_range:{rule.name}"))
+    if rule.exclusive_maximum is not None:
+        values.append(
+            (f"{hi} >= {_literal(rule.exclusive_maximum, rule)}", f"out_of_range:{rule.name}")
+        )
+    return lengths, values
+
+
 def reason_sql(watermark_epoch_s: float | None = None) -> str:
     """The rules as one SQL ``CASE`` over ``e``, ``ts`` and ``ts_s``: one call into the JVM
     instead of thousands of Column calls (~1 s per micro-batch), and a flat CASE generates
-    simpler code than nested ``when``s. Every label is a fixed string from this module."""
-    region = "coalesce(e.`region`, e.`region_iso`)"
+    simpler code than nested ``when``s. Every label is a fixed string from this module.
+
+    Every contract rule comes from ``schemas/metric_event.v1.json`` through ``field_rules`` and
+    ``any_required`` (required, lengths, const, enums, finiteness, ranges, nested items); only
+    the time rules (``bad_timestamp``, ``absurd_timestamp``, ``late``) are the job's own.
+    Order (first failure wins): corrupt, missing, lengths, time, values in contract order.
+    """
+    contract = _contract()
+    rules = field_rules(contract)
     checks: list[tuple[str, str]] = [
         (f"e IS NULL OR e.`{CORRUPT_COLUMN}` IS NOT NULL", CORRUPT),
     ]
-    checks += [(f"e.`{name}` IS NULL", f"missing_field:{name}") for name in REQUIRED]
-    checks.append((f"{region} IS NULL OR length({region}) = 0", "missing_field:region"))
-    for name in ("run_id", "user_id", "model_name"):
-        checks.append((f"length(e.`{name}`) = 0", f"empty_field:{name}"))
+    checks += [(f"e.`{r.name}` IS NULL", f"missing_field:{r.name}") for r in rules if r.required]
+    for names in any_required(contract):
+        cond = " AND ".join(f"e.`{n}` IS NULL" for n in names)
+        checks.append((cond, f"missing_field:{names[0]}"))
+    per_field = [_field_checks(r) for r in rules]
+    checks += [c for lengths, _ in per_field for c in lengths]
     checks.append(("ts IS NULL", "bad_timestamp"))
     checks.append(
         (
@@ -128,19 +203,7 @@ def reason_sql(watermark_epoch_s: float | None = None) -> str:
             "absurd_timestamp",
         )
     )
-    for rule in field_rules(_contract()):
-        c = f"e.`{rule.name}`"
-        if rule.enum is not None:
-            values = ", ".join(_sql_string(v) for v in rule.enum)
-            checks.append((f"{c} IS NOT NULL AND {c} NOT IN ({values})", f"bad_value:{rule.name}"))
-            continue
-        if rule.minimum is not None:
-            label = "negative_value" if rule.minimum == 0 else "out_of_range"
-            checks.append((f"{c} < {_num(rule.minimum)}", f"{label}:{rule.name}"))
-        if rule.exclusive_minimum is not None:
-            checks.append((f"{c} <= {_num(rule.exclusive_minimum)}", f"out_of_range:{rule.name}"))
-        if rule.maximum is not None:
-            checks.append((f"{c} > {_num(rule.maximum)}", f"out_of_range:{rule.name}"))
+    checks += [c for _, values in per_field for c in values]
     if watermark_epoch_s is not None:
         checks.append((f"ts_s < {int(watermark_epoch_s)}", "late"))
     whens = " ".join(f"WHEN {cond} THEN '{label}'" for cond, label in checks)
