@@ -127,51 +127,78 @@ def _literal(value: Any, rule: FieldRule) -> str:
 _MAX_DOUBLE = f"{sys.float_info.max!r}D"
 
 
-def _field_checks(rule: FieldRule) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(length checks, value checks) of one field, each ``(SQL condition, reason)``.
+def _quoted(label: str) -> str:
+    return f"'{label}'"
 
-    A field inside an array (``gpus/power_w``) is checked on the array of its values with
-    ``array_min``/``array_max``/``array_except``: built-in and code-generated, unlike the
-    lambda functions (``exists``), which would take the whole rule set out of whole-stage
-    code generation. A null (absent) value never fails a check: ``NULL < 0`` is not true.
+
+def _labelled(checks: list[tuple[str, str]]) -> str:
+    """The reason of the first failing check, as SQL: evaluated only for a failing value."""
+    if len(checks) == 1:
+        return _quoted(checks[0][1])
+    whens = " ".join(f"WHEN {cond} THEN {_quoted(label)}" for cond, label in checks[:-1])
+    return f"CASE {whens} ELSE {_quoted(checks[-1][1])} END"
+
+
+def _value_checks(rule: FieldRule, col: str) -> tuple[str, list[tuple[str, str]]]:
+    """(condition that holds for a valid value, the labelled checks in order) of one field.
+
+    A valid value costs one test per bound: NaN and Infinity fail ``x <= MAX`` (or the
+    field's own maximum) without a test of their own; the checks that name the reason run
+    only for a value that failed. A null (absent) value passes: ``NULL >= 0`` is not false.
+    ``col`` is a value, or an array of values (then ``array_min``/``array_max``/
+    ``array_except``: built-in and code-generated, unlike lambda functions such as
+    ``exists``, which would take the whole rule set out of whole-stage code generation).
     """
-    col = "e." + ".".join(f"`{p}`" for p in rule.path)
     lo, hi = (f"array_min({col})", f"array_max({col})") if rule.in_array else (col, col)
-    lengths: list[tuple[str, str]] = []
-    values: list[tuple[str, str]] = []
-    if rule.min_length is not None or rule.max_length is not None:
-        if rule.in_array:
-            raise ValueError(f"{rule.name}: string length inside an array has no Spark rule")
-        if rule.min_length is not None:
-            label = "empty_field" if rule.min_length == 1 else "too_short"
-            lengths.append((f"length({col}) < {int(rule.min_length)}", f"{label}:{rule.name}"))
-        if rule.max_length is not None:
-            lengths.append((f"length({col}) > {int(rule.max_length)}", f"too_long:{rule.name}"))
+    oks: list[str] = []
+    checks: list[tuple[str, str]] = []
     allowed = (rule.const,) if rule.const is not None else rule.enum
     if allowed is not None:
         items = ", ".join(_literal(v, rule) for v in allowed)
-        cond = (
-            f"size(array_except({col}, array({items}, NULL))) > 0"  # NULL: absent items pass
+        # NULL in the allowed set: an item without the field passes
+        bad = (
+            f"size(array_except({col}, array({items}, NULL))) > 0"
             if rule.in_array
             else f"{col} NOT IN ({items})"
         )
-        values.append((cond, f"bad_value:{rule.name}"))
+        oks.append(f"NOT ({bad})")
+        checks.append((bad, f"bad_value:{rule.name}"))
     if rule.type == "number":
-        values.append((f"{hi} > {_MAX_DOUBLE} OR {lo} < -{_MAX_DOUBLE}", f"not_finite:{rule.name}"))
-    if rule.minimum is not None:
-        label = "negative_value" if rule.minimum == 0 else "out_of_range"
-        values.append((f"{lo} < {_literal(rule.minimum, rule)}", f"{label}:{rule.name}"))
-    if rule.exclusive_minimum is not None:
-        values.append(
-            (f"{lo} <= {_literal(rule.exclusive_minimum, rule)}", f"out_of_range:{rule.name}")
-        )
-    if rule.maximum is not None:
-        values.append((f"{hi} > {_literal(rule.maximum, rule)}", f"out_of_range:{rule.name}"))
-    if rule.exclusive_maximum is not None:
-        values.append(
-            (f"{hi} >= {_literal(rule.exclusive_maximum, rule)}", f"out_of_range:{rule.name}")
-        )
-    return lengths, values
+        checks.append((f"{hi} > {_MAX_DOUBLE} OR {lo} < -{_MAX_DOUBLE}", f"not_finite:{rule.name}"))
+    bounds = [
+        (rule.minimum, "<", ">=", lo), (rule.exclusive_minimum, "<=", ">", lo),
+        (rule.maximum, ">", "<=", hi), (rule.exclusive_maximum, ">=", "<", hi),
+    ]  # fmt: skip
+    for bound, fails, holds, side in bounds:
+        if bound is None:
+            continue
+        label = "negative_value" if fails == "<" and bound == 0 else "out_of_range"
+        oks.append(f"{side} {holds} {_literal(bound, rule)}")
+        checks.append((f"{side} {fails} {_literal(bound, rule)}", f"{label}:{rule.name}"))
+    if rule.type == "number":
+        if rule.minimum is None and rule.exclusive_minimum is None:
+            oks.append(f"{lo} >= -{_MAX_DOUBLE}")
+        if rule.maximum is None and rule.exclusive_maximum is None:
+            oks.append(f"{hi} <= {_MAX_DOUBLE}")
+    return " AND ".join(oks), checks
+
+
+def _length_checks(rule: FieldRule, col: str) -> list[tuple[str, str]]:
+    if rule.min_length is None and rule.max_length is None:
+        return []
+    if rule.in_array:
+        raise ValueError(f"{rule.name}: string length inside an array has no Spark rule")
+    checks = []
+    if rule.min_length is not None:
+        label = "empty_field" if rule.min_length == 1 else "too_short"
+        checks.append((f"length({col}) < {int(rule.min_length)}", f"{label}:{rule.name}"))
+    if rule.max_length is not None:
+        checks.append((f"length({col}) > {int(rule.max_length)}", f"too_long:{rule.name}"))
+    return checks
+
+
+def _column(rule: FieldRule) -> str:
+    return "e." + ".".join(f"`{p}`" for p in rule.path)
 
 
 def reason_sql(watermark_epoch_s: float | None = None) -> str:
@@ -183,31 +210,52 @@ def reason_sql(watermark_epoch_s: float | None = None) -> str:
     ``any_required`` (required, lengths, const, enums, finiteness, ranges, nested items); only
     the time rules (``bad_timestamp``, ``absurd_timestamp``, ``late``) are the job's own.
     Order (first failure wins): corrupt, missing, lengths, time, values in contract order.
+    One ``WHEN`` per field, and one per array of objects (skipped by one null test where the
+    event has no such array): the generated code must stay small, since the whole CASE is one
+    method in whole-stage code generation and a long method is interpreted, not compiled.
     """
     contract = _contract()
     rules = field_rules(contract)
-    checks: list[tuple[str, str]] = [
-        (f"e IS NULL OR e.`{CORRUPT_COLUMN}` IS NOT NULL", CORRUPT),
+    whens: list[tuple[str, str]] = [
+        (f"e IS NULL OR e.`{CORRUPT_COLUMN}` IS NOT NULL", _quoted(CORRUPT)),
     ]
-    checks += [(f"e.`{r.name}` IS NULL", f"missing_field:{r.name}") for r in rules if r.required]
+    whens += [(f"e.`{r.name}` IS NULL", _quoted(f"missing_field:{r.name}"))
+              for r in rules if r.required]  # fmt: skip
     for names in any_required(contract):
         cond = " AND ".join(f"e.`{n}` IS NULL" for n in names)
-        checks.append((cond, f"missing_field:{names[0]}"))
-    per_field = [_field_checks(r) for r in rules]
-    checks += [c for lengths, _ in per_field for c in lengths]
-    checks.append(("ts IS NULL", "bad_timestamp"))
-    checks.append(
+        whens.append((cond, _quoted(f"missing_field:{names[0]}")))
+    whens += [(c, _quoted(label)) for r in rules for c, label in _length_checks(r, _column(r))]
+    whens.append(("ts IS NULL", _quoted("bad_timestamp")))
+    whens.append(
         (
             f"ts_s < {MIN_VALID_EPOCH_S} OR "
             f"ts_s > unix_timestamp(current_timestamp()) + {MAX_FUTURE_S}",
-            "absurd_timestamp",
+            _quoted("absurd_timestamp"),
         )
     )
-    checks += [c for _, values in per_field for c in values]
+    arrays: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {}
+    for rule in rules:
+        ok, checks = _value_checks(rule, _column(rule))
+        if not checks:
+            continue
+        if rule.in_array:
+            arrays.setdefault(rule.path[0], []).append((ok, checks))
+            if len(arrays[rule.path[0]]) == 1:  # the array's place in the contract's order
+                whens.append((rule.path[0], ""))
+        else:
+            whens.append((f"NOT ({ok})", _labelled(checks)))
+    for i, (cond, _) in enumerate(whens):
+        if cond in arrays:
+            items = arrays[cond]
+            all_ok = " AND ".join(f"({ok})" for ok, _ in items)
+            whens[i] = (
+                f"e.`{cond}` IS NOT NULL AND NOT ({all_ok})",
+                _labelled([c for _, checks in items for c in checks]),
+            )
     if watermark_epoch_s is not None:
-        checks.append((f"ts_s < {int(watermark_epoch_s)}", "late"))
-    whens = " ".join(f"WHEN {cond} THEN '{label}'" for cond, label in checks)
-    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
+        whens.append((f"ts_s < {int(watermark_epoch_s)}", _quoted("late")))
+    body = " ".join(f"WHEN {cond} THEN {label}" for cond, label in whens)
+    return f"CASE {body} ELSE CAST(NULL AS STRING) END"
 
 
 def explain_rejects(rejects: DataFrame) -> DataFrame:
