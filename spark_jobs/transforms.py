@@ -14,6 +14,7 @@ Rules the hand-computed tests rely on:
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -22,13 +23,18 @@ from pyspark.sql import functions as F
 from carbonpipe.core.aggregates import AGGREGATES, DEVICES
 from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
 from carbonpipe.core.units import J_PER_KWH
-from spark_jobs.schema import CORRUPT_COLUMN, field_rules, lenient_struct, metric_event_struct
+from spark_jobs.schema import (
+    CORRUPT_COLUMN,
+    FieldRule,
+    any_required,
+    field_rules,
+    lenient_struct,
+    metric_event_struct,
+)
 
 SLOT_S = 300  # resolution of the intensity lookup: 5 min divides 15/30/60-min grid data
 MIN_VALID_EPOCH_S = 946_684_800  # 2000-01-01T00:00:00Z: older timestamps are absurd
 MAX_FUTURE_S = 86_400  # a timestamp more than a day ahead of the job's clock is absurd
-
-REQUIRED = ("timestamp", "run_id", "user_id", "model_name", "interval_s")
 
 
 def _contract() -> dict[str, Any]:
@@ -98,53 +104,157 @@ def with_event_time(parsed: DataFrame) -> DataFrame:
     return parsed.select("*", ts.alias("ts"), F.unix_timestamp(ts).alias("ts_s"))
 
 
-def _num(x: float) -> str:
-    return f"{float(x)!r}D"  # a double literal
-
-
 def _sql_string(value: str) -> str:
     if not value.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"enum value {value!r} in {METRIC_EVENT_SCHEMA}: letters, digits, _ and -")
     return f"'{value}'"
 
 
+def _literal(value: Any, rule: FieldRule) -> str:
+    """A contract value as a SQL literal of the field's own type (no per-row cast of a long)."""
+    if isinstance(value, bool) or rule.type in ("string", "boolean"):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return _sql_string(value)
+    if rule.type == "integer" and float(value).is_integer():
+        return f"{int(value)}L"
+    return f"{float(value)!r}D"  # a double literal
+
+
+# Above every finite double: Spark orders NaN above +Infinity, so ``hi > MAX`` catches NaN
+# and +Infinity (the JSON parser reads ``NaN``/``Infinity`` tokens and literals like 1e400).
+_MAX_DOUBLE = f"{sys.float_info.max!r}D"
+
+
+def _quoted(label: str) -> str:
+    return f"'{label}'"
+
+
+def _labelled(checks: list[tuple[str, str]]) -> str:
+    """The reason of the first failing check, as SQL: evaluated only for a failing value."""
+    if len(checks) == 1:
+        return _quoted(checks[0][1])
+    whens = " ".join(f"WHEN {cond} THEN {_quoted(label)}" for cond, label in checks[:-1])
+    return f"CASE {whens} ELSE {_quoted(checks[-1][1])} END"
+
+
+def _value_checks(rule: FieldRule, col: str) -> tuple[str, list[tuple[str, str]]]:
+    """(condition that holds for a valid value, the labelled checks in order) of one field.
+
+    A valid value costs one test per bound: NaN and Infinity fail ``x <= MAX`` (or the
+    field's own maximum) without a test of their own; the checks that name the reason run
+    only for a value that failed. A null (absent) value passes: ``NULL >= 0`` is not false.
+    ``col`` is a value, or an array of values (then ``array_min``/``array_max``/
+    ``array_except``: built-in and code-generated, unlike lambda functions such as
+    ``exists``, which would take the whole rule set out of whole-stage code generation).
+    """
+    lo, hi = (f"array_min({col})", f"array_max({col})") if rule.in_array else (col, col)
+    oks: list[str] = []
+    checks: list[tuple[str, str]] = []
+    allowed = (rule.const,) if rule.const is not None else rule.enum
+    if allowed is not None:
+        items = ", ".join(_literal(v, rule) for v in allowed)
+        # NULL in the allowed set: an item without the field passes
+        bad = (
+            f"size(array_except({col}, array({items}, NULL))) > 0"
+            if rule.in_array
+            else f"{col} NOT IN ({items})"
+        )
+        oks.append(f"NOT ({bad})")
+        checks.append((bad, f"bad_value:{rule.name}"))
+    if rule.type == "number":
+        checks.append((f"{hi} > {_MAX_DOUBLE} OR {lo} < -{_MAX_DOUBLE}", f"not_finite:{rule.name}"))
+    bounds = [
+        (rule.minimum, "<", ">=", lo), (rule.exclusive_minimum, "<=", ">", lo),
+        (rule.maximum, ">", "<=", hi), (rule.exclusive_maximum, ">=", "<", hi),
+    ]  # fmt: skip
+    for bound, fails, holds, side in bounds:
+        if bound is None:
+            continue
+        label = "negative_value" if fails == "<" and bound == 0 else "out_of_range"
+        oks.append(f"{side} {holds} {_literal(bound, rule)}")
+        checks.append((f"{side} {fails} {_literal(bound, rule)}", f"{label}:{rule.name}"))
+    if rule.type == "number":
+        if rule.minimum is None and rule.exclusive_minimum is None:
+            oks.append(f"{lo} >= -{_MAX_DOUBLE}")
+        if rule.maximum is None and rule.exclusive_maximum is None:
+            oks.append(f"{hi} <= {_MAX_DOUBLE}")
+    return " AND ".join(oks), checks
+
+
+def _length_checks(rule: FieldRule, col: str) -> list[tuple[str, str]]:
+    if rule.min_length is None and rule.max_length is None:
+        return []
+    if rule.in_array:
+        raise ValueError(f"{rule.name}: string length inside an array has no Spark rule")
+    checks = []
+    if rule.min_length is not None:
+        label = "empty_field" if rule.min_length == 1 else "too_short"
+        checks.append((f"length({col}) < {int(rule.min_length)}", f"{label}:{rule.name}"))
+    if rule.max_length is not None:
+        checks.append((f"length({col}) > {int(rule.max_length)}", f"too_long:{rule.name}"))
+    return checks
+
+
+def _column(rule: FieldRule) -> str:
+    return "e." + ".".join(f"`{p}`" for p in rule.path)
+
+
 def reason_sql(watermark_epoch_s: float | None = None) -> str:
     """The rules as one SQL ``CASE`` over ``e``, ``ts`` and ``ts_s``: one call into the JVM
     instead of thousands of Column calls (~1 s per micro-batch), and a flat CASE generates
-    simpler code than nested ``when``s. Every label is a fixed string from this module."""
-    region = "coalesce(e.`region`, e.`region_iso`)"
-    checks: list[tuple[str, str]] = [
-        (f"e IS NULL OR e.`{CORRUPT_COLUMN}` IS NOT NULL", CORRUPT),
+    simpler code than nested ``when``s. Every label is a fixed string from this module.
+
+    Every contract rule comes from ``schemas/metric_event.v1.json`` through ``field_rules`` and
+    ``any_required`` (required, lengths, const, enums, finiteness, ranges, nested items); only
+    the time rules (``bad_timestamp``, ``absurd_timestamp``, ``late``) are the job's own.
+    Order (first failure wins): corrupt, missing, lengths, time, values in contract order.
+    One ``WHEN`` per field, and one per array of objects (skipped by one null test where the
+    event has no such array): the generated code must stay small, since the whole CASE is one
+    method in whole-stage code generation and a long method is interpreted, not compiled.
+    """
+    contract = _contract()
+    rules = field_rules(contract)
+    whens: list[tuple[str, str]] = [
+        (f"e IS NULL OR e.`{CORRUPT_COLUMN}` IS NOT NULL", _quoted(CORRUPT)),
     ]
-    checks += [(f"e.`{name}` IS NULL", f"missing_field:{name}") for name in REQUIRED]
-    checks.append((f"{region} IS NULL OR length({region}) = 0", "missing_field:region"))
-    for name in ("run_id", "user_id", "model_name"):
-        checks.append((f"length(e.`{name}`) = 0", f"empty_field:{name}"))
-    checks.append(("ts IS NULL", "bad_timestamp"))
-    checks.append(
+    whens += [(f"e.`{r.name}` IS NULL", _quoted(f"missing_field:{r.name}"))
+              for r in rules if r.required]  # fmt: skip
+    for names in any_required(contract):
+        cond = " AND ".join(f"e.`{n}` IS NULL" for n in names)
+        whens.append((cond, _quoted(f"missing_field:{names[0]}")))
+    whens += [(c, _quoted(label)) for r in rules for c, label in _length_checks(r, _column(r))]
+    whens.append(("ts IS NULL", _quoted("bad_timestamp")))
+    whens.append(
         (
             f"ts_s < {MIN_VALID_EPOCH_S} OR "
             f"ts_s > unix_timestamp(current_timestamp()) + {MAX_FUTURE_S}",
-            "absurd_timestamp",
+            _quoted("absurd_timestamp"),
         )
     )
-    for rule in field_rules(_contract()):
-        c = f"e.`{rule.name}`"
-        if rule.enum is not None:
-            values = ", ".join(_sql_string(v) for v in rule.enum)
-            checks.append((f"{c} IS NOT NULL AND {c} NOT IN ({values})", f"bad_value:{rule.name}"))
+    arrays: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {}
+    for rule in rules:
+        ok, checks = _value_checks(rule, _column(rule))
+        if not checks:
             continue
-        if rule.minimum is not None:
-            label = "negative_value" if rule.minimum == 0 else "out_of_range"
-            checks.append((f"{c} < {_num(rule.minimum)}", f"{label}:{rule.name}"))
-        if rule.exclusive_minimum is not None:
-            checks.append((f"{c} <= {_num(rule.exclusive_minimum)}", f"out_of_range:{rule.name}"))
-        if rule.maximum is not None:
-            checks.append((f"{c} > {_num(rule.maximum)}", f"out_of_range:{rule.name}"))
+        if rule.in_array:
+            arrays.setdefault(rule.path[0], []).append((ok, checks))
+            if len(arrays[rule.path[0]]) == 1:  # the array's place in the contract's order
+                whens.append((rule.path[0], ""))
+        else:
+            whens.append((f"NOT ({ok})", _labelled(checks)))
+    for i, (cond, _) in enumerate(whens):
+        if cond in arrays:
+            items = arrays[cond]
+            all_ok = " AND ".join(f"({ok})" for ok, _ in items)
+            whens[i] = (
+                f"e.`{cond}` IS NOT NULL AND NOT ({all_ok})",
+                _labelled([c for _, checks in items for c in checks]),
+            )
     if watermark_epoch_s is not None:
-        checks.append((f"ts_s < {int(watermark_epoch_s)}", "late"))
-    whens = " ".join(f"WHEN {cond} THEN '{label}'" for cond, label in checks)
-    return f"CASE {whens} ELSE CAST(NULL AS STRING) END"
+        whens.append((f"ts_s < {int(watermark_epoch_s)}", _quoted("late")))
+    body = " ".join(f"WHEN {cond} THEN {label}" for cond, label in whens)
+    return f"CASE {body} ELSE CAST(NULL AS STRING) END"
 
 
 def explain_rejects(rejects: DataFrame) -> DataFrame:

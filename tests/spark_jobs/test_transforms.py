@@ -54,6 +54,21 @@ def test_each_kind_of_bad_input_gets_its_reason(spark: Any) -> None:
         ({**SEED, "gpu_method": "guessed"}, "bad_value:gpu_method"),
         ({**SEED, "timestamp": "2025-10-14T16:25:23.500+02:00"}, None),
         ({**SEED, "timestamp": "2025-10-14T14:00:00Z"}, "late"),
+        # rules read from the contract (maxLength, const, minLength, nested items, finiteness)
+        ({**SEED, "run_id": "r" * 201}, "too_long:run_id"),
+        ({**SEED, "run_id": "r" * 200}, None),
+        ({**SEED, "model_name": ""}, "empty_field:model_name"),
+        ({**SEED, "region_iso": ""}, "empty_field:region_iso"),
+        ({**SEED, "schema_version": 2}, "bad_value:schema_version"),
+        ({**SEED, "schema_version": "1"}, "wrong_type:schema_version"),
+        ({**SEED, "schema_version": 1}, None),
+        ({**SEED, "gpu_energy_j": float("nan")}, "not_finite:gpu_energy_j"),
+        ({**SEED, "interval_s": float("inf")}, "not_finite:interval_s"),
+        ({**SEED, "cpu_power_w": float("-inf")}, "not_finite:cpu_power_w"),
+        ({**SEED, "gpus": [{"power_w": 1.0}, {"power_w": -1.0}]}, "negative_value:gpus/power_w"),
+        ({**SEED, "gpus": [{"energy_j": float("nan")}]}, "not_finite:gpus/energy_j"),
+        ({**SEED, "gpus": [{"method": "measured"}, {}]}, None),
+        ({**SEED, "gpus": [{"method": "guessed"}]}, "bad_value:gpus/method"),
     ]
     watermark = 1760451000  # 2025-10-14T14:10:00Z
     df = T.with_reason(T.parse(kafka_rows(spark, [v for v, _ in cases])), watermark)
