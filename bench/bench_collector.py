@@ -56,7 +56,7 @@ from bench.harness import (  # noqa: E402
 RSS_TARGET_MB = 40.0
 CPU_RATIO_TARGET = 0.5
 TOOLS = ("baseline", "carbonpipe", "carbonpipe-cli", "codecarbon")
-DEFAULT_TOOLS = ("baseline", "carbonpipe", "codecarbon")
+DEFAULT_TOOLS = ("carbonpipe", "codecarbon")
 WORKLOADS = ("idle", "busy")
 SPIN = "import time\nwhile True:\n    sum(range(10000))\n"
 FIGURES = ("cpu_s_per_h_steady", "peak_rss_mb", "rss_end_mb")
@@ -174,8 +174,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_args(ap)
-    ap.add_argument("--window-s", type=float, default=10.0, help="measured seconds per run")
-    ap.add_argument("--warmup-s", type=float, default=3.0, help="seconds after start, unmeasured")
+    ap.add_argument("--window-s", type=float, default=15.0, help="measured seconds per run")
+    ap.add_argument("--warmup-s", type=float, default=5.0, help="seconds after start, unmeasured")
     ap.add_argument("--interval-s", type=float, default=1.0, help="sampling interval of both tools")
     ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"from {','.join(TOOLS)}")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))

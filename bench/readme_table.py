@@ -133,7 +133,7 @@ def collector_rows(doc: Mapping[str, Any]) -> list[str]:
             f"| collector overhead at {cfg['interval_s']:g} s sampling, {w} workload | "
             f"carbonpipe {fig('carbonpipe', 'cpu_s_per_h_steady')} CPU s per hour, "
             f"{fig('carbonpipe', 'peak_rss_mb')} MB peak RSS; CodeCarbon "
-            f"{doc['versions']['codecarbon']} {fig('codecarbon', 'cpu_s_per_h_steady')} CPU s "
+            f"{doc['versions']['codecarbon']}: {fig('codecarbon', 'cpu_s_per_h_steady')} CPU s "
             f"per hour, {fig('codecarbon', 'peak_rss_mb')} MB; ratio CPU {ratio} (target ≤ "
             f"{doc['targets']['cpu_ratio_max']:.2f}: {met}), RSS {rss} | "
             f"{_when(doc, 'collector.json', window)} |"
@@ -195,7 +195,7 @@ def render(results: Path = RESULTS_DIR) -> dict[str, str]:
 
 
 def _pattern(block: str) -> re.Pattern[str]:
-    return re.compile(rf"(<!-- {block}:begin[^>]*-->\n)(.*?)(\n<!-- {block}:end -->)", re.S)
+    return re.compile(rf"(<!-- {block}:begin[^>]*-->\n)(.*?)(<!-- {block}:end -->)", re.S)
 
 
 def readme_blocks(text: str) -> dict[str, str]:
@@ -205,7 +205,7 @@ def readme_blocks(text: str) -> dict[str, str]:
         m = _pattern(block).search(text)
         if m is None:
             raise TableError(f"README.md lacks the <!-- {block}:begin/end --> markers")
-        out[block] = m.group(2)
+        out[block] = m.group(2).removesuffix("\n")
     return out
 
 
@@ -217,7 +217,7 @@ def write(readme: Path = README, results: Path = RESULTS_DIR) -> bool:
     for block, body in render(results).items():
         m = _pattern(block).search(new)
         assert m is not None
-        new = new[: m.start(2)] + body + new[m.end(2) :]
+        new = new[: m.start(2)] + body + "\n" + new[m.end(2) :]
     if new != text:
         readme.write_text(new, encoding="utf-8")
     return new != text
