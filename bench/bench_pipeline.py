@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from bench.harness import (  # noqa: E402
     BenchError,
     Measure,
+    Rows,
     Run,
     add_common_args,
     interleave,
@@ -195,6 +196,54 @@ NOTE = (
 )
 
 
+def result_doc(
+    run: Run,
+    per_side: Rows,
+    *,
+    n: int,
+    runs: int,
+    batch: int,
+    preload_s: float,
+    batch_timings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The results document from the rounds: rates and seconds per side, ratios to bare."""
+
+    def col(side: str, fig: str) -> list[float]:
+        if side not in per_side:
+            raise BenchError(f"side {side} was not measured")
+        return [r[fig] for r in per_side[side]]
+
+    figures = {f"{side}.events_per_s": col(side, "events_per_s") for side in SIDES}
+    figures["job.events_per_s_wall"] = col("job", "events_per_s_wall")
+    for side in SIDES:  # seconds: trigger durations for the job, wall for the bare queries
+        figures[f"{side}.s"] = col(side, "busy_s" if side.startswith("job") else "wall_s")
+    figures["job.window_docs"] = col("job", "window_docs")
+    rate = "events_per_s"
+    return run.result(
+        order=SIDES,
+        config={
+            "events": n,
+            "runs": runs,
+            "max_offsets_per_trigger": batch,
+            "preload_s": preload_s,
+        },
+        figures=figures,
+        ratios={
+            "job_vs_bare_files.rate_ratio": (col("job", rate), col("bare_files", rate)),
+            "job_with_event_archive_vs_bare_files.rate_ratio": (
+                col("job_with_event_archive", rate),
+                col("bare_files", rate),
+            ),
+            "bare_kafka_vs_bare_files.rate_ratio": (
+                col("bare_kafka", rate),
+                col("bare_files", rate),
+            ),
+        },
+        targets={"events_per_s_min": 100_000, "job_vs_bare_files_min": 0.8},
+        details={"note": NOTE, "per_round": per_side, "batch_timings": dict(batch_timings)},
+    )
+
+
 def bench(args: argparse.Namespace, argv: list[str] | None) -> int:
     run = Run("pipeline", args, argv)
     tag = uuid.uuid4().hex[:8]
@@ -272,37 +321,14 @@ def bench(args: argparse.Namespace, argv: list[str] | None) -> int:
         cleanup(settings, dbs)
         spark.stop()
 
-    def col(side: str, fig: str) -> list[float]:
-        return [r[fig] for r in per_side[side]]
-
-    figures = {f"{side}.events_per_s": col(side, "events_per_s") for side in SIDES}
-    figures["job.events_per_s_wall"] = col("job", "events_per_s_wall")
-    for side in SIDES:  # seconds: trigger durations for the job, wall for the bare queries
-        figures[f"{side}.s"] = col(side, "busy_s" if side.startswith("job") else "wall_s")
-    figures["job.window_docs"] = col("job", "window_docs")
-    rate = "events_per_s"
-    doc = run.result(
-        order=SIDES,
-        config={
-            "events": n,
-            "runs": args.runs,
-            "max_offsets_per_trigger": args.batch,
-            "preload_s": produce_s,
-        },
-        figures=figures,
-        ratios={
-            "job_vs_bare_files.rate_ratio": (col("job", rate), col("bare_files", rate)),
-            "job_with_event_archive_vs_bare_files.rate_ratio": (
-                col("job_with_event_archive", rate),
-                col("bare_files", rate),
-            ),
-            "bare_kafka_vs_bare_files.rate_ratio": (
-                col("bare_kafka", rate),
-                col("bare_files", rate),
-            ),
-        },
-        targets={"events_per_s_min": 100_000, "job_vs_bare_files_min": 0.8},
-        details={"note": NOTE, "per_round": per_side, "batch_timings": batch_timings},
+    doc = result_doc(
+        run,
+        per_side,
+        n=n,
+        runs=args.runs,
+        batch=args.batch,
+        preload_s=produce_s,
+        batch_timings=batch_timings,
     )
     print_summary(doc)
     print(f"wrote {run.write(doc)}")
