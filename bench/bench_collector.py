@@ -20,7 +20,7 @@ to /dev/null, no Kafka); "carbonpipe-cli" (optional, ``--tools``) is the same th
 measure_power_secs=interval, save_to_file=False, tracking_mode "machine" (its default).
 CodeCarbon missing or failing is an error (exit 2, nothing written), never a NaN row.
 
-    python bench/bench_collector.py [--rounds 3] [--window-s 10] [--warmup-s 3]
+    python bench/bench_collector.py [--rounds 3] [--window-s 15] [--warmup-s 5] [--tools ...]
 Writes bench/results/collector.json. Targets (issue #4): steady CPU at most half of
 CodeCarbon's; RSS at most 40 MB.
 """
