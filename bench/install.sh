@@ -19,7 +19,19 @@ PYEOF
 ) || die "could not read the bench extra from pyproject.toml"
 STAMP=$VENV/.carbonpipe-bench-installed
 WANT=$(printf '%s' "$REQS" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
+present() {  # every requirement of the extra is installed (the stamp alone could be stale)
+  "$PY" - "$@" <<'PYEOF'
+import re, sys
+from importlib import metadata
+try:
+    for req in sys.argv[1:]:
+        metadata.version(re.match(r"[A-Za-z0-9_.-]+", req).group(0))
+except metadata.PackageNotFoundError:
+    sys.exit(1)
+PYEOF
+}
+mapfile -t ARGS <<<"$REQS"
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] && present "${ARGS[@]}"; then
   echo "[bench] bench extra up to date in $VENV ($(echo $REQS))"
   exit 0
 fi
@@ -27,7 +39,6 @@ mkdir -p .carbonpipe/logs
 LOG=$PWD/.carbonpipe/logs/bench-pip.log
 T=$SECONDS
 echo "[bench] installing the bench extra ($(echo $REQS)) into $VENV; log: $LOG"
-mapfile -t ARGS <<<"$REQS"
 "$PY" -m pip install --progress-bar off "${ARGS[@]}" >"$LOG" 2>&1 \
   || { tail -20 "$LOG"; die "pip install of the bench extra failed; full log: $LOG"; }
 echo "$WANT" > "$STAMP"
