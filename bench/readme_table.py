@@ -129,13 +129,15 @@ def collector_rows(doc: Mapping[str, Any]) -> list[str]:
         rss = _spread(doc, "ratios", f"carbonpipe_vs_codecarbon.{w}.peak_rss_ratio", _ratio)
         verdict = doc.get("verdict", {}).get(w, {})
         met = "met" if verdict.get("cpu_target_met") else "**not met**"
+        rss_met = "met" if verdict.get("rss_target_met_peak") else "**not met**"
         rows.append(
             f"| collector overhead at {cfg['interval_s']:g} s sampling, {w} workload | "
             f"carbonpipe {fig('carbonpipe', 'cpu_s_per_h_steady')} CPU s per hour, "
             f"{fig('carbonpipe', 'peak_rss_mb')} MB peak RSS; CodeCarbon "
             f"{doc['versions']['codecarbon']}: {fig('codecarbon', 'cpu_s_per_h_steady')} CPU s "
             f"per hour, {fig('codecarbon', 'peak_rss_mb')} MB; ratio CPU {ratio} (target ≤ "
-            f"{doc['targets']['cpu_ratio_max']:.2f}: {met}), RSS {rss} | "
+            f"{doc['targets']['cpu_ratio_max']:.2f}: {met}), peak RSS {rss} (target ≤ "
+            f"{doc['targets']['rss_mb_max']:g} MB: {rss_met}) | "
             f"{_when(doc, 'collector.json', window)} |"
         )
     return rows
