@@ -2,8 +2,9 @@
 
 The policies (and forecast errors) are the sides, interleaved round by round
 (bench/harness.py); each time and each policy's time relative to ``threshold`` at the same
-forecast error is reported as median and range over the rounds. Timing lives here, not in a
-pass/fail test, because wall time depends on the machine.
+forecast error is reported as median and range over the rounds, after one unrecorded pass
+(the first call pays for caches). Timing lives here, not in a pass/fail test, because wall time
+depends on the machine.
 
     python bench/bench_schedule.py [TRACE] [--rounds 3]
 Writes bench/results/schedule_bench.json.
@@ -88,7 +89,7 @@ def bench(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     policies = [p for p in POLICIES if p != "multizone" or aligned]
     sides = [(side_name(p, e), timer(p, e)) for p in policies for e in ERRORS]
-    per_side = interleave(args.rounds, sides)
+    per_side = interleave(args.rounds, sides, warmup=True)
     figures = {f"{s}.ms": [r["ms"] for r in rows] for s, rows in per_side.items()}
     ratios = {
         f"{p}_vs_{BASELINE}.err{e:g}.time_ratio": (

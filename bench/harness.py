@@ -79,14 +79,19 @@ def require_peer(module: str, env: Mapping[str, str] | None = None) -> str:
 Rows = dict[str, list[dict[str, float]]]
 
 
-def interleave(rounds: int, sides: Sequence[tuple[str, Measure]]) -> Rows:
+def interleave(rounds: int, sides: Sequence[tuple[str, Measure]], warmup: bool = False) -> Rows:
     """Runs every side once per round, in the given order: A, B, A, B, ...
 
     Interleaving spreads the machine's slow and fast minutes over all sides alike, so the
     per-round ratios compare like with like. A side returns its figures for that round.
+    ``warmup`` first runs every side once unrecorded (round index -1), for in-process sides
+    whose first call pays for caches and lazy imports that later calls do not.
     """
     if rounds < 1:
         raise BenchError(f"--rounds must be at least 1, got {rounds}")
+    if warmup:
+        for _, measure in sides:
+            measure(-1)
     out: Rows = {name: [] for name, _ in sides}
     for r in range(rounds):
         for name, measure in sides:

@@ -40,6 +40,21 @@ def test_interleave_runs_sides_in_turn_each_round() -> None:
     }
 
 
+def test_warmup_runs_each_side_once_unrecorded_first() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def side(name: str) -> harness.Measure:
+        def measure(r: int) -> dict[str, float]:
+            calls.append((name, r))
+            return {"v": float(r)}
+
+        return measure
+
+    out = harness.interleave(1, [("a", side("a")), ("b", side("b"))], warmup=True)
+    assert calls == [("a", -1), ("b", -1), ("a", 0), ("b", 0)]
+    assert out == {"a": [{"v": 0.0}], "b": [{"v": 0.0}]}
+
+
 def test_spread_gives_median_and_range_and_refuses_nan() -> None:
     s = harness.spread([3.0, 1.0, 10.0], "x")
     assert (s["median"], s["min"], s["max"], s["rounds"]) == (3.0, 1.0, 10.0, [3.0, 1.0, 10.0])
