@@ -1,11 +1,17 @@
 """Pipeline throughput: N events (default 1 M) preloaded into Kafka, drained by the real
 streaming job into MongoDB and Parquet, beside Spark's bare rate on the same events read from
-files (``from_json`` plus the same windowed aggregation, into a no-op sink).
+files (``from_json`` plus the same windowed aggregation, into a no-op sink), the same bare query
+reading the topic, and the Kafka source alone.
 
-Writes bench/results/pipeline.json and prints a table. Targets (design, not a test):
+All sides run warm and interleaved round by round (bench/harness.py: job, job with the event
+archive, bare from files, bare from Kafka, Kafka alone; again ...), and each rate and each
+per-round ratio to the bare rate is reported as median and range: absolute rates on this shared
+machine swing 2x within an hour, ratios from the same round do not.
+
+Writes bench/results/pipeline.json (nothing if any side fails). Targets (design, not a test):
 >= 100 k events/s on a 2-core machine and >= 80 % of the bare rate.
 
-    .venv/bin/python bench/bench_pipeline.py [--events 1000000] [--batch 1000000]
+    .venv/bin/python bench/bench_pipeline.py [--events 1000000] [--batch 1000000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -13,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import random
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import (  # noqa: E402
+    BenchError,
+    Measure,
+    Rows,
+    Run,
+    add_common_args,
+    interleave,
+    main_guard,
+    print_summary,
+)
 from carbonpipe.core.config import load_settings  # noqa: E402
 from carbonpipe.core.timeutil import utc_iso  # noqa: E402
 from carbonpipe.services import stack  # noqa: E402
@@ -75,7 +90,8 @@ def preload(spark: Any, settings: Any, files: Path) -> float:
     return time.perf_counter() - t
 
 
-def pipeline_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
+def pipeline_rate(spark: Any, settings: Any) -> dict[str, Any]:
+    """The streaming job drains the topic once (available-now) into MongoDB and Parquet."""
     from spark_jobs import stream
     from spark_jobs.hot_store import HotStore
 
@@ -94,9 +110,7 @@ def pipeline_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
             "batch_timings": list(proc.history)}  # fmt: skip
 
 
-def _warm_wall_s(job: Any) -> float:
-    """Seconds of the second run (the first warms the JIT and file listings)."""
-    job()
+def _wall_s(job: Callable[[], None]) -> float:
     t = time.perf_counter()
     job()
     return time.perf_counter() - t
@@ -129,17 +143,13 @@ def _bare_query(raw: Any, window_s: int) -> None:
     T.windows(ev, window_s).write.format("noop").mode("overwrite").save()
 
 
-def kafka_read_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
+def kafka_only_job(spark: Any, settings: Any) -> Callable[[], None]:
     """The Kafka source alone (same fetch options as the job) into a no-op sink."""
-
-    def job() -> None:
-        _topic(spark, settings).write.format("noop").mode("overwrite").save()
-
-    wall = _warm_wall_s(job)
-    return {"wall_s": wall, "events_per_s": n / wall}
+    return lambda: _topic(spark, settings).write.format("noop").mode("overwrite").save()
 
 
-def bare_rate(spark: Any, files: Path, window_s: int) -> dict[str, Any]:
+def bare_files_job(spark: Any, files: Path, window_s: int) -> Callable[[], None]:
+    """Spark's bare rate: the same JSON read from files, from_json + windows, no-op sink."""
     from pyspark.sql import functions as F
 
     def job() -> None:
@@ -149,15 +159,14 @@ def bare_rate(spark: Any, files: Path, window_s: int) -> dict[str, Any]:
         )  # fmt: skip
         _bare_query(raw, window_s)
 
-    return {"wall_s": _warm_wall_s(job)}
+    return job
 
 
-def bare_from_kafka_rate(spark: Any, settings: Any, n: int) -> dict[str, Any]:
+def bare_kafka_job(spark: Any, settings: Any) -> Callable[[], None]:
     """The bare query reading the topic instead of the file (same split of the log as the
     job): the ceiling of any pipeline that reads Kafka on this machine, before it validates,
     joins or writes anything."""
-    wall = _warm_wall_s(lambda: _bare_query(_topic(spark, settings), settings.window_s))
-    return {"wall_s": wall, "events_per_s": n / wall}
+    return lambda: _bare_query(_topic(spark, settings), settings.window_s)
 
 
 def cleanup(settings: Any, dbs: list[str]) -> None:
@@ -176,12 +185,67 @@ def cleanup(settings: Any, dbs: list[str]) -> None:
     client.close()
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=1_000_000, help="maxOffsetsPerTrigger")
-    args = ap.parse_args()
+SIDES = ("job", "job_with_event_archive", "bare_files", "bare_kafka", "kafka_only")
+NOTE = (
+    "job rate = events / sum of micro-batch trigger durations (Kafka read, validation, DLQ, "
+    "intensity join, Parquet and MongoDB writes); wall includes query start-up. All sides are "
+    "measured warm (after one unmeasured drain by the job and one unmeasured run of each bare "
+    "query) and interleaved round by round. bare_files = batch read of the same JSON from "
+    "files, from_json + the job's windows, no-op sink; bare_kafka = the same query reading the "
+    "topic; kafka_only = the Kafka source alone."
+)
+
+
+def result_doc(
+    run: Run,
+    per_side: Rows,
+    *,
+    n: int,
+    runs: int,
+    batch: int,
+    preload_s: float,
+    batch_timings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The results document from the rounds: rates and seconds per side, ratios to bare."""
+
+    def col(side: str, fig: str) -> list[float]:
+        if side not in per_side:
+            raise BenchError(f"side {side} was not measured")
+        return [r[fig] for r in per_side[side]]
+
+    figures = {f"{side}.events_per_s": col(side, "events_per_s") for side in SIDES}
+    figures["job.events_per_s_wall"] = col("job", "events_per_s_wall")
+    for side in SIDES:  # seconds: trigger durations for the job, wall for the bare queries
+        figures[f"{side}.s"] = col(side, "busy_s" if side.startswith("job") else "wall_s")
+    figures["job.window_docs"] = col("job", "window_docs")
+    rate = "events_per_s"
+    return run.result(
+        order=SIDES,
+        config={
+            "events": n,
+            "runs": runs,
+            "max_offsets_per_trigger": batch,
+            "preload_s": preload_s,
+        },
+        figures=figures,
+        ratios={
+            "job_vs_bare_files.rate_ratio": (col("job", rate), col("bare_files", rate)),
+            "job_with_event_archive_vs_bare_files.rate_ratio": (
+                col("job_with_event_archive", rate),
+                col("bare_files", rate),
+            ),
+            "bare_kafka_vs_bare_files.rate_ratio": (
+                col("bare_kafka", rate),
+                col("bare_files", rate),
+            ),
+        },
+        targets={"events_per_s_min": 100_000, "job_vs_bare_files_min": 0.8},
+        details={"note": NOTE, "per_round": per_side, "batch_timings": dict(batch_timings)},
+    )
+
+
+def bench(args: argparse.Namespace, argv: list[str] | None) -> int:
+    run = Run("pipeline", args, argv)
     tag = uuid.uuid4().hex[:8]
     base = load_settings()
     tmp = Path(tempfile.mkdtemp(prefix="carbonpipe-bench-"))
@@ -191,12 +255,15 @@ def main() -> int:
         "cold_store_uri": str(tmp / "cold"), "checkpoint_uri": str(tmp / "cp"),
         "max_offsets_per_trigger": args.batch, "spark_driver_memory": "4g",
     })  # fmt: skip
-    print(f"[bench 1/5] services (Kafka, MongoDB default) and topics {settings.metrics_topic}")
-    stack.ensure_built(settings)
-    stack.start_kafka(settings)
-    stack.start_mongo(settings)
-    stack.create_topics(settings)
-    print(f"[bench 2/5] generating {args.events:,} events and preloading them into Kafka")
+    print(f"[bench 1/4] services (Kafka, MongoDB default) and topics {settings.metrics_topic}")
+    try:
+        stack.ensure_built(settings)
+        stack.start_kafka(settings)
+        stack.start_mongo(settings)
+        stack.create_topics(settings)
+    except stack.StackError as exc:
+        raise BenchError(f"the local stack did not start ({exc}): run make setup") from exc
+    print(f"[bench 2/4] generating {args.events:,} events and preloading them into Kafka")
     events = make_events(args.events, args.runs)
     files = tmp / "events"
     files.mkdir()
@@ -209,68 +276,73 @@ def main() -> int:
     produce_s = preload(spark, settings, files)
     print(f"      preloaded in {produce_s:.1f} s")
     logging.basicConfig(level=logging.INFO, format="      %(message)s")
+    dbs: list[str] = []
 
     def variant(name: str, **update: Any) -> Any:
+        dbs.append(f"{settings.mongo_db}_{name}")
         return settings.model_copy(update={
-            "mongo_db": f"{settings.mongo_db}_{name}", "cold_store_uri": str(tmp / name / "cold"),
+            "mongo_db": dbs[-1], "cold_store_uri": str(tmp / name / "cold"),
             "checkpoint_uri": str(tmp / name / "cp"), **update,
         })  # fmt: skip
 
-    print("[bench 3/5] warm-up: the streaming job drains the topic once, not measured (JIT)")
-    pipeline_rate(spark, variant("warmup"), n)
-    print("[bench 4/5] the streaming job (default settings) drains the topic into MongoDB and")
-    print("           Parquet window partials; then again with the per-event Parquet archive")
-    pipe = pipeline_rate(spark, variant("default", cold_events=False), n)
-    archive = pipeline_rate(spark, variant("archive", cold_events=True), n)
-    print("[bench 5/5] Spark's bare rate on the same events from files (from_json + windows),")
-    print("           the same bare query reading the topic, and the Kafka source alone")
-    bare = bare_rate(spark, files, settings.window_s)
-    bare["events_per_s"] = n / bare["wall_s"]
-    bare_kafka = bare_from_kafka_rate(spark, settings, n)
-    kafka_only = kafka_read_rate(spark, settings, n)
-    cleanup(settings, [f"{settings.mongo_db}_{v}" for v in ("warmup", "default", "archive")])
-    ratio = pipe["events_per_s"] / bare["events_per_s"]
-    result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "events": n, "runs": args.runs, "max_offsets_per_trigger": args.batch,
-        "pipeline": pipe, "pipeline_with_event_archive": archive, "bare": bare,
-        "bare_query_from_kafka": bare_kafka, "kafka_source_only": kafka_only,
-        "ceiling_ratio_kafka_to_files": bare_kafka["events_per_s"] / bare["events_per_s"],
-        "ratio_to_bare": ratio,
-        "ratio_to_bare_with_event_archive": archive["events_per_s"] / bare["events_per_s"],
-        "targets": {"events_per_s": 100_000, "ratio_to_bare": 0.8},
-        "note": "pipeline rate = events / sum of micro-batch trigger durations (Kafka read, "
-                "validation, DLQ, intensity join, Parquet and MongoDB writes); wall includes "
-                "query start-up. Both sides are measured warm (the pipeline after one "
-                "unmeasured drain of the same topic, the bare query after one run). Bare = "
-                "batch read of the same JSON from files; bare_query_from_kafka = the same "
-                "query reading the topic.",
-    }  # fmt: skip
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2))
-    rows = [
-        ("streaming pipeline (busy)", pipe["events_per_s"], pipe["busy_s"]),
-        ("streaming pipeline (wall)", pipe["events_per_s_wall"], pipe["wall_s"]),
-        ("pipeline + event archive", archive["events_per_s"], archive["busy_s"]),
-        ("bare Spark (files, noop)", bare["events_per_s"], bare["wall_s"]),
-        ("bare query reading Kafka", bare_kafka["events_per_s"], bare_kafka["wall_s"]),
-        ("Kafka source alone (noop)", kafka_only["events_per_s"], kafka_only["wall_s"]),
-    ]
-    print(f"\n  {'':<28}{'events/s':>12}{'seconds':>10}")
-    for name, rate, secs in rows:
-        print(f"  {name:<28}{rate:>12,.0f}{secs:>10.1f}")
-    print(
-        f"  ratio pipeline/bare: {ratio:.2f}; with the event archive: "
-        f"{archive['events_per_s'] / bare['events_per_s']:.2f}  (targets: >= 100,000/s, >= 0.80)"
+    def job(archive: bool) -> Measure:
+        def measure(r: int) -> dict[str, float]:
+            name = f"{'archive' if archive else 'default'}{r}"
+            res = pipeline_rate(spark, variant(name, cold_events=archive))
+            if res["events"] != n:
+                raise BenchError(f"the job ({name}) drained {res['events']:,} of {n:,} events")
+            batch_timings[name] = res.pop("batch_timings")
+            return res
+
+        return measure
+
+    def timed(work: Callable[[], None]) -> Measure:
+        def measure(_r: int) -> dict[str, float]:
+            wall = _wall_s(work)
+            return {"wall_s": wall, "events_per_s": n / wall}
+
+        return measure
+
+    batch_timings: dict[str, Any] = {}
+    bare = bare_files_job(spark, files, settings.window_s)
+    bare_kafka = bare_kafka_job(spark, settings)
+    kafka_only = kafka_only_job(spark, settings)
+    try:
+        print("[bench 3/4] warm-up, not measured: the job drains the topic once, each bare "
+              "query runs once (JIT, file listings)")  # fmt: skip
+        pipeline_rate(spark, variant("warmup"))
+        for work in (bare, bare_kafka, kafka_only):
+            work()
+        print(f"[bench 4/4] {args.rounds} interleaved rounds of: {', '.join(SIDES)}")
+        sides = list(zip(SIDES, (job(False), job(True), timed(bare), timed(bare_kafka),
+                                 timed(kafka_only)), strict=True))  # fmt: skip
+        per_side = interleave(args.rounds, sides)
+    finally:
+        cleanup(settings, dbs)
+        spark.stop()
+
+    doc = result_doc(
+        run,
+        per_side,
+        n=n,
+        runs=args.runs,
+        batch=args.batch,
+        preload_s=produce_s,
+        batch_timings=batch_timings,
     )
-    print(
-        f"  ceiling for any Kafka reader (bare query from Kafka / from files): "
-        f"{bare_kafka['events_per_s'] / bare['events_per_s']:.2f}"
-    )
-    print(f"  {pipe['window_docs']:,} window documents in MongoDB; bench/results/pipeline.json")
-    spark.stop()
+    print_summary(doc)
+    print(f"wrote {run.write(doc)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=1_000_000, help="maxOffsetsPerTrigger")
+    add_common_args(ap)
+    args = ap.parse_args(argv)
+    return main_guard("pipeline", lambda: bench(args, argv))
 
 
 if __name__ == "__main__":
