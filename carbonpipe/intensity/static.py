@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from carbonpipe.core.config import REPO_ROOT
+from carbonpipe.core.resources import resource
 from carbonpipe.core.timeutil import floor_time
 from carbonpipe.intensity.base import Clock, require_aware, utcnow
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.model import IntensityPoint
 
 NAME = "static"
-ZONE_AVERAGES_PATH = REPO_ROOT / "data" / "zone_averages.csv"
+ZONE_AVERAGES_PATH = resource("data/zone_averages.csv")
 COLUMNS = ("zone", "carbon_intensity_g_per_kwh", "year", "source")
 
 

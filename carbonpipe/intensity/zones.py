@@ -10,12 +10,13 @@ import functools
 import json
 from pathlib import Path
 
-from carbonpipe.core.config import REPO_ROOT, Settings
+from carbonpipe.core.config import Settings
+from carbonpipe.core.resources import resource
 from carbonpipe.intensity.errors import UnknownZone
 from carbonpipe.intensity.static import ZONE_AVERAGES_PATH, load_zone_averages
 
-CLOUD_REGIONS_PATH = REPO_ROOT / "data" / "cloud_regions.csv"
-EM_ZONES_PATH = REPO_ROOT / "data" / "em_zones.json"
+CLOUD_REGIONS_PATH = resource("data/cloud_regions.csv")
+EM_ZONES_PATH = resource("data/em_zones.json")
 TRACE_ZONES = ("GB", "DE", "FR", "US-CAL-CISO")
 
 
