@@ -24,6 +24,7 @@ COMMAND_OWNERS = {
     "apps": "carbonpipe.services.apps",  # feeder, stream job, dashboard in the background
     "collect": "collector.cli",
     "intensity": "carbonpipe.intensity.cli", "feed": "carbonpipe.intensity.cli",
+    "zones": "carbonpipe.intensity.cli",
     "schedule": "carbonpipe.scheduling.cli",
     "stream": "spark_jobs.cli", "sql": "spark_jobs.cli",
     "runs": "carbonpipe.query", "users": "carbonpipe.query",
