@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from carbonpipe.core.config import Settings, get_settings
+from carbonpipe.core.version import VERSION
 
-__all__ = ["Settings", "get_settings", "track"]
-__version__ = "0.1.0"
+__all__ = ["Settings", "__version__", "get_settings", "track"]
+__version__ = VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.track import track as track

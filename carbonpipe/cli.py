@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from carbonpipe.core.errors import CarbonpipeError
+from carbonpipe.core.version import VERSION
 
 # Which module registers each sub-command (one table): ``carbonpipe collect`` then imports the
 # collector only (the collector's memory footprint is part of its overhead budget); help and
@@ -23,6 +24,7 @@ COMMAND_OWNERS = {
     "apps": "carbonpipe.services.apps",  # feeder, stream job, dashboard in the background
     "collect": "collector.cli",
     "intensity": "carbonpipe.intensity.cli", "feed": "carbonpipe.intensity.cli",
+    "zones": "carbonpipe.intensity.cli",
     "schedule": "carbonpipe.scheduling.cli",
     "stream": "spark_jobs.cli", "sql": "spark_jobs.cli",
     "runs": "carbonpipe.query", "users": "carbonpipe.query",
@@ -35,9 +37,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carbonpipe", description="Energy and CO2 of ML training runs."
     )
+    parser.add_argument("--version", action="version", version=f"carbonpipe {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     owner = COMMAND_OWNERS.get(command or "")
-    for name in [owner] if owner else COMMAND_MODULES:
+    # ``--version`` needs no command module (and must work where an extra is not installed).
+    names = [owner] if owner else [] if command == "--version" else COMMAND_MODULES
+    for name in names:
         importlib.import_module(name).register(sub)
     return parser
 

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from carbonpipe.core.config import REPO_ROOT
+from carbonpipe.core.resources import resource
 
-TDP_TABLE = REPO_ROOT / "data" / "cpu_tdp.csv"
+TDP_TABLE = resource("data/cpu_tdp.csv")
 
 # Unknown CPU: 4 W per hardware thread, CodeCarbon's DEFAULT_POWER_PER_CORE
 # (codecarbon/core/cpu.py, v3.3.2, MIT) - a deliberately rough, documented guess.

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.core.config import REPO_ROOT, Settings
+from carbonpipe.core.config import Settings
+from carbonpipe.core.resources import resource
 from carbonpipe.core.timeutil import epoch_s
 
 log = logging.getLogger(__name__)
 
 SLOT_S = 300
 KIND_RANK = {"actual": 0, "forecast": 1, "fallback": 2}
-FALLBACK_TABLE = REPO_ROOT / "data" / "zone_averages.csv"
+FALLBACK_TABLE = resource("data/zone_averages.csv")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ users of MongoDB expect. Path defaults are filled from the home folder's ``Layou
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,15 +20,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from carbonpipe.core.errors import ConfigError
 from carbonpipe.core.layout import Layout
+from carbonpipe.core.resources import REPO_ROOT, in_checkout, resource
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS_DIR = REPO_ROOT / "schemas"
-DATA_DIR = REPO_ROOT / "data"
+
+def _default_home() -> Path:
+    """State beside the checkout (``make demo``), else the user's state folder (a pip install
+    must not write into site-packages): ``$XDG_STATE_HOME/carbonpipe``, ``~/.local/state/...``.
+    """
+    if in_checkout():
+        return REPO_ROOT / ".carbonpipe"
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "carbonpipe"
+
 
 PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
 SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
 
-__all__ = ["ConfigError", "Settings", "get_settings", "load_settings"]
+__all__ = ["REPO_ROOT", "ConfigError", "Settings", "get_settings", "load_settings"]
 
 PositiveS = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -39,7 +48,7 @@ class Settings(BaseSettings):
     )
 
     # --- where state lives -------------------------------------------------------------
-    home: Path = Field(default=REPO_ROOT / ".carbonpipe", description="all local state")
+    home: Path = Field(default_factory=_default_home, description="all local state")
     shared_dir: Path = Field(
         default=REPO_ROOT.parent / "shared",
         description="the workplace's shared data (traces, provider bodies); may be absent",
@@ -109,7 +118,8 @@ class Settings(BaseSettings):
     feeder_interval_s: PositiveS = 300.0
     http_backoff_s: float = Field(default=0.5, ge=0)  # first retry delay; doubles per retry
     intensity_cache_dir: Path | None = None  # on-disk TTL cache; None = in-memory only
-    zone_averages_path: Path = DATA_DIR / "zone_averages.csv"  # static fallback table
+    # static fallback table; default: the bundled one (carbonpipe.core.resources)
+    zone_averages_path: Path = Field(default_factory=lambda: resource("data/zone_averages.csv"))
 
     # --- dashboard -------------------------------------------------------------------------
     dashboard_port: Port = 8501

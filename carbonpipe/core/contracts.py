@@ -1,5 +1,7 @@
 """The event contract in ``schemas/``, loaded for Python code (collector, feeder, tests).
 
+The files are found through ``carbonpipe.core.resources`` (checkout or installed wheel).
+
 The JSON Schema files are the single source of truth; the Spark job derives its StructType
 from the same files (``spark_jobs.schema``).
 """
@@ -13,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from carbonpipe.core.config import SCHEMAS_DIR
+from carbonpipe.core.resources import resource
 from carbonpipe.core.timeutil import utc_iso
 
 METRIC_EVENT_SCHEMA = "metric_event.v1.json"
@@ -22,7 +24,7 @@ GRID_INTENSITY_SCHEMA = "grid_intensity.v1.json"
 
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
-    with open(SCHEMAS_DIR / name, encoding="utf-8") as fh:
+    with open(resource(f"schemas/{name}"), encoding="utf-8") as fh:
         schema: dict[str, Any] = json.load(fh)
     return schema
 

@@ -1,4 +1,5 @@
-"""``carbonpipe intensity`` (ask the chain, show provenance) and ``carbonpipe feed`` (Kafka)."""
+"""``carbonpipe intensity`` (ask the chain, show provenance), ``carbonpipe zones`` (what is
+covered, by whom) and ``carbonpipe feed`` (Kafka)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,49 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zones(args: argparse.Namespace) -> int:
+    """List the zones carbonpipe can name, their static average and which providers answer."""
+    from dataclasses import asdict
+
+    from carbonpipe.intensity import uk, watttime
+    from carbonpipe.intensity.trace import TraceError, trace_files, zone_from_path
+    from carbonpipe.intensity.zones import zone_catalogue
+
+    settings = get_settings()
+    traces: set[str] = set()
+    for f in trace_files(settings.trace_paths):
+        try:
+            traces.add(zone_from_path(f))
+        except TraceError:
+            continue
+    rows = zone_catalogue(
+        settings.zone_averages_path,
+        traces,
+        {"uk": set(uk.ZONES), "electricitymaps": None, "watttime": set(watttime.ZONE_TO_REGION)},
+    )
+    if args.search:
+        needle = args.search.lower()
+        rows = [r for r in rows if needle in r.zone.lower() or needle in r.name.lower()]
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no zone matches {args.search!r}", file=sys.stderr)
+        return 1
+    print(f"{'zone':<14}{'name':<34}{'gCO2eq/kWh':>11}  {'year':<5}{'method':<12}providers")
+    for r in rows:
+        value = f"{r.carbon_intensity_g_per_kwh:.0f}" if r.carbon_intensity_g_per_kwh else "-"
+        print(f"{r.zone:<14}{r.name[:33]:<34}{value:>11}  {r.year or '-'!s:<5}"
+              f"{r.method or '-':<12}{','.join(r.providers)}")  # fmt: skip
+    print(
+        f"{len(rows)} zones. Static values are annual averages (--json shows each source; "
+        f"{settings.zone_averages_path.name} cites them); live providers need the network and, "
+        "for electricitymaps and watttime, credentials.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("intensity", help="current grid carbon intensity and its provenance")
     p.add_argument("zone", nargs="?", help="grid zone (default: CARBONPIPE_ZONE / CLOUD_REGION)")
@@ -154,3 +198,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--provider", help="provider chain override for normal mode")
     f.add_argument("--dry-run", action="store_true", help="print records instead of publishing")
     f.set_defaults(func=cmd_feed)
+
+    z = sub.add_parser("zones", help="list grid zones, their annual average and providers")
+    z.add_argument("--search", metavar="TEXT", help="only zones whose id or name contains TEXT")
+    z.add_argument("--json", action="store_true", help="machine-readable output")
+    z.set_defaults(func=cmd_zones)

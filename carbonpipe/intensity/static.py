@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from carbonpipe.core.config import REPO_ROOT
+from carbonpipe.core.resources import resource
 from carbonpipe.core.timeutil import floor_time
 from carbonpipe.intensity.base import Clock, require_aware, utcnow
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.model import IntensityPoint
 
 NAME = "static"
-ZONE_AVERAGES_PATH = REPO_ROOT / "data" / "zone_averages.csv"
+ZONE_AVERAGES_PATH = resource("data/zone_averages.csv")
 COLUMNS = ("zone", "carbon_intensity_g_per_kwh", "year", "source")
+# Added with the world table; optional so that a user's own 4-column table keeps working.
+OPTIONAL_COLUMNS = ("method", "name")
+METHODS = ("life-cycle", "direct", "derived-mix", "unstated")  # explained in the file header
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +32,46 @@ class ZoneAverage:
     carbon_intensity_g_per_kwh: float
     year: int
     source: str
+    method: str = "unstated"  # one of METHODS
+    name: str = ""  # human name of the zone ("Japan", "Texas")
 
 
 @functools.lru_cache(maxsize=8)
 def load_zone_averages(path: Path = ZONE_AVERAGES_PATH) -> dict[str, ZoneAverage]:
-    """The fallback table, keyed by upper-case zone (lines starting with ``#`` are comments)."""
+    """The fallback table, keyed by upper-case zone (lines starting with ``#`` are comments).
+
+    The one loader of this table: the static provider, ``carbonpipe zones`` and the Spark job's
+    fallback all read it here, so they cannot disagree about a zone.
+    """
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(line for line in fh if line.strip() and not line.startswith("#"))
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        cols = tuple(reader.fieldnames or ())
+        if cols[: len(COLUMNS)] != COLUMNS or not set(cols[len(COLUMNS) :]) <= set(
+            OPTIONAL_COLUMNS
+        ):
             raise ValueError(
-                f"{path}: columns must be {','.join(COLUMNS)}, got {reader.fieldnames}"
+                f"{path}: columns must be {','.join(COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}], "
+                f"got {reader.fieldnames}"
             )
-        return {
-            r["zone"].upper(): ZoneAverage(
-                r["zone"].upper(),
+        table: dict[str, ZoneAverage] = {}
+        for r in reader:
+            zone = r["zone"].strip().upper()
+            method = (r.get("method") or "unstated").strip()
+            if zone in table or method not in METHODS:
+                raise ValueError(
+                    f"{path}: zone {zone}: "
+                    + ("listed twice (one row per zone)" if zone in table
+                       else f"method {method!r} is not one of {', '.join(METHODS)}")
+                )  # fmt: skip
+            table[zone] = ZoneAverage(
+                zone,
                 float(r["carbon_intensity_g_per_kwh"]),
                 int(r["year"]),
                 r["source"],
+                method,
+                (r.get("name") or "").strip(),
             )
-            for r in reader
-        }
+        return table
 
 
 class StaticProvider:
@@ -84,7 +107,9 @@ class StaticProvider:
             provider=NAME,
             kind="fallback",
             signal="average",
-            source=f"{self.path.name}: {avg.year} annual average, {avg.source}{note}",
+            source=(
+                f"{self.path.name}: {avg.year} annual average ({avg.method}), {avg.source}{note}"
+            ),
         )
 
     def current(self, zone: str) -> IntensityPoint:

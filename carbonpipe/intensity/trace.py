@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from carbonpipe.core.config import REPO_ROOT, load_settings
+from carbonpipe.core.config import load_settings
 from carbonpipe.core.errors import CarbonpipeError
+from carbonpipe.core.resources import resource
 from carbonpipe.core.timeutil import from_datetime64, parse_iso
 
 TIME_COLUMNS = ("Time", "Datetime (UTC)", "start", "timestamp", "datetime")
@@ -44,7 +45,7 @@ EM_DIRECT_COLUMN = "Carbon Intensity gCO₂eq/kWh (direct)"
 COLUMN_ALIASES = {"lca": EM_LCA_COLUMN, "direct": EM_DIRECT_COLUMN}
 VALUE_COLUMNS = (GENERIC_VALUE_COLUMN, LWA_VALUE_COLUMN, EM_LCA_COLUMN)
 
-BUNDLED_TRACES_DIR = REPO_ROOT / "data" / "traces"
+BUNDLED_TRACES_DIR = resource("data/traces")
 MAX_FINE_CELLS = 20_000_000  # guard against pathological timestamp spacing
 
 FloatArray = npt.NDArray[np.float64]

@@ -56,6 +56,9 @@ def run_parser() -> argparse.ArgumentParser:
                    help="replay forecast from trace file(s) (comma-separated for --zones)")
     p.add_argument("--trace-start", default=None,
                    help="trace instant that maps to now (default: same hour of the year)")
+    p.add_argument("--allow-replay", action="store_true",
+                   help="plan even when the provider chain answers with a past trace replayed "
+                        "onto today (refused by default: it is not a forecast)")
     p.add_argument("--poll", type=duration_arg_s, default=900.0,
                    help="re-plan check interval while waiting (15m)")
     p.add_argument("--time-scale", type=float, default=None,
@@ -155,7 +158,8 @@ def schedule_request(ns: argparse.Namespace) -> Any:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     return ScheduleRequest(
-        policy=policy, source=ForecastSource(zones, ns.trace, start), cmd=tuple(cmd),
+        policy=policy, source=ForecastSource(zones, ns.trace, start, ns.allow_replay),
+        cmd=tuple(cmd),
         dry_run=ns.dry_run, pause_mode=ns.pause_mode, poll_s=ns.poll, time_scale=ns.time_scale,
         collect=not ns.no_collect, run_id=ns.run_id, user=ns.user, model=ns.model,
         zone_launchers=get_settings().zone_launchers)  # fmt: skip
@@ -187,7 +191,11 @@ def _report(plan: Plan, did: str, path: Path, as_json: bool, log: dict[str, Any]
         print(json.dumps(log, indent=1, default=str))
         return
     segs = ", ".join(f"{utc_iso_s(a)}..{utc_iso_s(b)}" for a, b in plan.segments)
+    from carbonpipe.scheduling.forecast import describe_provenance
+
     print(f"decision {did} ({plan.policy}, zone {plan.zone}): {segs}")
+    for fc in log.get("forecasts", []):
+        print(f"  forecast {fc['zone']}: {describe_provenance(fc['provenance'])}")
     extra = f", {plan.expected_g:.1f} g vs {plan.now_expected_g:.1f} g now" \
         if plan.expected_g is not None and plan.now_expected_g is not None else ""
     print(f"  expected {plan.g_per_kwh:.1f} gCO2e/kWh vs {plan.now_g_per_kwh:.1f} starting now "

@@ -138,3 +138,22 @@ def provider_forecast(zone: str, horizon_s: float, settings: Any,
     fc.provenance["issued_at"] = utc_iso_s(clock() if clock else datetime.now(timezone.utc))
     fc.provenance["chain"] = type(chain).__name__
     return fc
+
+
+def describe_provenance(prov: dict[str, Any]) -> str:
+    """One line naming what a plan was made on, so a replay or an annual average is never
+    mistaken for a forecast: ``uk forecast average - ...`` or ``trace forecast average
+    [REPLAYED from 2020-..., perfect foresight] - gb-2020.csv``."""
+    kind = str(prov.get("kind", "?"))
+    flags = []
+    if prov.get("replayed") or prov.get("replayed_from"):
+        # chain points name their own instant: "<source> @ <past start>"
+        past = prov.get("replayed_from") or str(prov.get("first_source", "")).partition(" @ ")[2]
+        flags.append(f"REPLAYED from {past or 'a past period'}")
+    if prov.get("perfect_foresight"):
+        flags.append("perfect foresight")
+    if "fallback" in kind:
+        flags.append("annual average: says nothing about the hour")
+    src = str(prov.get("source") or "")
+    return (f"{prov.get('provider', '?')} {kind} {prov.get('signal', '?')}"
+            + (f" [{', '.join(flags)}]" if flags else "") + (f" - {src}" if src else ""))

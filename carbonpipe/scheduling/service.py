@@ -77,6 +77,9 @@ class ForecastSource:
     zones: tuple[str, ...] = ()
     trace: str | None = None  # comma-separated files
     trace_start: datetime | None = None  # trace instant that maps to now
+    # The provider chain may answer with a past trace replayed onto today (the trace provider):
+    # planning on it delays a real job by a past year's weather, so it is refused unless asked.
+    allow_replay: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,19 @@ def fetch_forecasts(src: ForecastSource, horizon_s: float, now: datetime,
     zones = src.zones or ((settings.zone,) if settings.zone else ())
     if not zones:
         raise ScheduleError("no zone: pass --zone (or set CARBONPIPE_ZONE) or --trace FILE")
-    return [provider_forecast(z, horizon_s, settings, clock=clock_dt) for z in zones]
+    out = [provider_forecast(z, horizon_s, settings, clock=clock_dt) for z in zones]
+    replayed = [fc for fc in out if fc.provenance.get("replayed")]
+    if replayed and not src.allow_replay:
+        fc = replayed[0]
+        raise ScheduleError(
+            f"the forecast for {fc.zone} is a past trace replayed onto today "
+            f"({fc.provenance.get('source') or 'trace'}, via CARBONPIPE_PROVIDERS="
+            f"{settings.providers}), not a forecast: a plan on it follows that past weather. "
+            "Put a live provider first (e.g. CARBONPIPE_PROVIDERS=uk,trace,static for GB, or "
+            "electricitymaps with CARBONPIPE_ELECTRICITYMAPS_TOKEN), or plan on the replay "
+            "knowingly with --allow-replay (or --trace FILE)"
+        )
+    return out
 
 
 def changed(old: Forecast, new: Forecast, tol: float = 1e-6) -> bool:

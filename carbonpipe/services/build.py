@@ -124,6 +124,13 @@ def ensure_built(settings: Settings, parts: Iterable[str] = ("kafka", "spark", "
 
     Cheap when everything is there (a few stat calls and hashes), so callers just call it.
     """
+    if not INFRA.is_dir():
+        raise StackError(
+            f"the local stack is built from infra/ (Maven poms, FerretDB sources), which a pip "
+            f"install does not carry ({INFRA} is absent): clone the repository and run "
+            "`make demo`, or `docker compose up`; `carbonpipe collect --stdout` and "
+            "`carbonpipe schedule` work without it"
+        )
     layout = home_layout(settings)
     wanted = set(parts)
     with locked(layout.run, "build"):
