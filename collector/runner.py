@@ -155,7 +155,8 @@ def check_new_run(settings: Settings, run_id: str, resume: bool) -> None:
     if not resume and ((run_dir / "seq").exists() or (run_dir / "segments").exists()):
         raise UserError(
             f"run id {run_id!r} was already collected on this host ({run_dir}); pass "
-            "--resume to continue it, or another --run-id (or none, for a generated one)"
+            "--resume (track: resume=True) to continue it, or another --run-id (or none, "
+            "for a generated one)"
         )
 
 
