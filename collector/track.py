@@ -107,8 +107,8 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         self._epochs_done = 0
         progress.reset()  # a previous run's epoch in this process is not this run's
         total = self.kwargs["total_epochs"]
-        if total:
-            progress.report(total_epochs=total)
+        if total:  # an epoch-based run: epoch 0 starts with the block (epoch_end counts up)
+            progress.report(epoch=0, total_epochs=total)
         self.collector = build_collector(settings, pid=os.getpid(), **self.kwargs).start()
         progress.add_waker(self.collector.sample_now)
         return self
