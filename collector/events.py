@@ -52,7 +52,10 @@ def parse_tags(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"tag {pair!r} is not k=v")
-        out[key] = int(value) if key in TAG_INT_KEYS else value
+        try:
+            out[key] = int(value) if key in TAG_INT_KEYS else value
+        except ValueError:
+            raise ValueError(f"tag {pair!r}: {key} must be an integer") from None
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib
+import json
 import os
 import re
 import socket
@@ -16,22 +17,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 from carbonpipe.core.config import ConfigError, Settings
 from carbonpipe.core.errors import UserError
 from carbonpipe.core.fsutil import atomic_write_text
+from collector import progress
 from collector.devices.cpu import make_cpu_source
 from collector.devices.gpu import GpuSource, make_gpu_source
 from collector.devices.powercap import Opener, default_opener
 from collector.devices.ram import make_ram_source
 from collector.events import RunIdentity
 from collector.observers import EventObserver
+from collector.output import RunReport
 from collector.procs import ProcessTree
-from collector.publish import KafkaSink, Publisher, Sink, StdoutSink
+from collector.publish import KafkaSink, NullSink, Publisher, Sink, StdoutSink
 from collector.sampler import Sampler
 from collector.spool import Spool
+from collector.summary import Intensity, RunResult
 from collector.tdp import cpu_model_name, lookup_tdp, sockets
 
 
@@ -53,7 +58,7 @@ def resolve_zone(flag: str | None, settings: Settings, isolate: bool = False) ->
         try:
             return str(zones.resolve_zone(settings, flag))
         except Exception as exc:  # UnknownZone and friends: say how to fix it
-            raise ConfigError(f"{exc} (or pass --zone Z)") from None
+            raise ConfigError(f"{exc}{'' if flag else ' (or pass --zone Z)'}") from None
     for candidate in (flag, settings.zone, settings.allow_fallback_zone):
         if candidate:
             return candidate
@@ -62,6 +67,57 @@ def resolve_zone(flag: str | None, settings: Settings, isolate: bool = False) ->
         "(e.g. GB, DE, US-CAL-CISO), or CARBONPIPE_CLOUD_REGION=provider:region "
         "(e.g. aws:eu-west-1)"
     )
+
+
+WORLD_ZONE = "WORLD"  # the WORLD row of data/zone_averages.csv (cited there)
+INTERVAL_RANGE_S = (0.1, 3600.0)  # below 0.1 s the collector's own CPU use dominates
+
+
+def zone_configured(flag: str | None, settings: Settings) -> bool:
+    return bool(flag or settings.zone or settings.cloud_region or settings.allow_fallback_zone)
+
+
+def choose_intensity(flag: str | None, settings: Settings, isolate: bool = False) -> Intensity:
+    """The zone of the run and the intensity its summary and prediction are charged at.
+
+    A configured zone (``resolve_zone``: flag, settings, cloud region, allow_fallback_zone)
+    gets its annual average from ``settings.zone_averages_path`` (country average for a
+    sub-zone). With nothing configured the run still measures: zone ``WORLD``, charged the
+    table's cited WORLD average and labelled a fallback. (When ``carbonpipe.intensity.zones``
+    offers a default-zone helper, it replaces the ``WORLD_ZONE`` line below.)
+    """
+    if isolate and hasattr(os, "fork"):
+        d = json.loads(_in_child(lambda: json.dumps(asdict(choose_intensity(flag, settings)))))
+        return Intensity(**d)
+    configured = zone_configured(flag, settings)
+    zone = resolve_zone(flag, settings) if configured else WORLD_ZONE
+    from carbonpipe.intensity.static import StaticProvider
+
+    static = StaticProvider(settings.zone_averages_path)
+    try:
+        avg, note = static.lookup(zone)
+        fallback = not configured
+    except Exception:  # NotCovered: a known zone without an annual average in the table
+        avg, note = static.lookup(WORLD_ZONE)
+        note, fallback = f" (WORLD average: no annual average for {zone})", True
+    return Intensity(
+        zone=zone,
+        g_per_kwh=avg.carbon_intensity_g_per_kwh,
+        provider="static",
+        source=f"{static.path.name}: {avg.year} annual average, {avg.source}{note}",
+        fallback=fallback,
+    )
+
+
+def check_interval(value: float | None, name: str = "--interval") -> float | None:
+    """None or a sampling interval in INTERVAL_RANGE_S; else ConfigError naming ``name``."""
+    lo, hi = INTERVAL_RANGE_S
+    if value is not None and not (lo <= value <= hi):  # also refuses NaN
+        raise ConfigError(
+            f"{name} {value:g} is out of range: give seconds between samples, "
+            f"{lo:g} to {hi:g} (default 1)"
+        )
+    return value
 
 
 def _in_child(fn: Callable[[], str]) -> str:
@@ -90,6 +146,18 @@ def _in_child(fn: Callable[[], str]) -> str:
 
 def safe_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:120] or "run"
+
+
+def check_new_run(settings: Settings, run_id: str, resume: bool) -> None:
+    """Unless ``resume``: refuse a run id this host already collected (its spool folder holds
+    a seq file). Re-using one used to continue the earlier run silently (seq went on)."""
+    run_dir = settings.spool_dir / safe_name(run_id)
+    if not resume and ((run_dir / "seq").exists() or (run_dir / "segments").exists()):
+        raise UserError(
+            f"run id {run_id!r} was already collected on this host ({run_dir}); pass "
+            "--resume (track: resume=True) to continue it, or another --run-id (or none, "
+            "for a generated one)"
+        )
 
 
 class RunLock:
@@ -166,8 +234,11 @@ class Collector:
         self.lock = lock
         self.should_stop = should_stop
         self.left_in_spool = 0
+        self.report: RunReport | None = None
+        self._annotations: dict[str, Any] = {}
         self._gpu = gpu
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="carbonpipe-sample", daemon=True)
 
@@ -180,6 +251,7 @@ class Collector:
             if self.lock:
                 self.lock.reserve(self.sampler.seq)
             event = self.sampler.sample(event_type)
+            event.update(self._annotations)
             self.publisher.publish(event)
         except Exception as exc:  # a bad sample must not end the collection
             _warn("sample failed", exc)
@@ -190,12 +262,25 @@ class Collector:
             except Exception as exc:  # an observer must not end the collection either
                 _warn(f"{type(obs).__name__} failed", exc)
 
+    def annotate(self, fields: Mapping[str, Any]) -> None:
+        """Fields added to every later event (the prediction, once made)."""
+        self._annotations = {**self._annotations, **fields}
+
+    def sample_now(self) -> None:
+        """Take a sample at once (an epoch boundary), off the regular schedule."""
+        self._wake.set()
+
     def _loop(self) -> None:
         next_t = time.monotonic() + self.interval_s
         try:
-            while not self._stop.wait(max(0.0, next_t - time.monotonic())):
+            while True:
+                woken = self._wake.wait(max(0.0, next_t - time.monotonic()))
+                if self._stop.is_set():
+                    break
+                self._wake.clear()
                 self._safe_sample("sample")
-                next_t += self.interval_s
+                if not woken:
+                    next_t += self.interval_s
                 if next_t < time.monotonic():  # fell behind (suspended host): do not burst
                     next_t = time.monotonic() + self.interval_s
                 if self.should_stop and self.should_stop():
@@ -218,9 +303,14 @@ class Collector:
 
     def stop(self, timeout_s: float | None = None) -> int:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
         return self.left_in_spool
+
+    def result(self) -> RunResult | None:
+        """The run's figures so far (complete after ``stop``/``wait``)."""
+        return self.report.result(self.left_in_spool) if self.report else None
 
     def wait(self) -> None:
         """Block until the loop ended by itself (watched process gone) or was stopped."""
@@ -240,20 +330,33 @@ def build_collector(
     tags: dict[str, Any] | None = None,
     sink: Sink | None = None,
     stdout: bool = False,
+    no_kafka: bool = False,
     progress_file: Path | None = None,
     should_stop: Callable[[], bool] | None = None,
     opener: Opener = default_opener,
     env: Mapping[str, str] | None = None,
     zone_checked: bool = False,
     observers: Sequence[EventObserver] = (),
+    intensity: Intensity | None = None,
+    resume: bool = True,
+    total_epochs: int | None = None,
+    predict_after_epochs: int = 1,
 ) -> Collector:
     """Everything from settings; ``sink``/``opener``/``env`` are injectable for tests.
 
-    ``zone_checked``: ``zone`` already went through ``resolve_zone`` (the CLI does it first).
+    ``intensity``: the zone and its intensity, already chosen (``choose_intensity``; the CLI
+    does it first, in a forked child); ``zone_checked`` is kept for older callers. ``resume=False``
+    refuses a run id this host already collected (its spool folder has a seq file): re-using
+    one silently continued the earlier run. ``total_epochs`` (else what a callback reports)
+    and ``predict_after_epochs``: the prediction (``collector.predict``).
     """
-    region = zone if (zone and zone_checked) else resolve_zone(zone, settings)
+    check_interval(interval_s, "interval_s")
+    if intensity is None:
+        intensity = choose_intensity(zone, settings)
+    region = intensity.zone
     pid = os.getpid() if pid is None else pid
     tree = ProcessTree(pid)
+    check_new_run(settings, run_id, resume)
     lock = RunLock(settings.spool_dir / safe_name(run_id))
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     tdp = lookup_tdp(cpu_model_name(), settings.cpu_tdp_w, threads, sockets())
@@ -274,22 +377,31 @@ def build_collector(
             seq_start=lock.next_seq(),
         )
         if sink is None:
-            sink = (
-                StdoutSink()
-                if stdout
-                else KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
-            )
+            if no_kafka:
+                sink = NullSink()
+            elif stdout:
+                sink = StdoutSink()
+            else:
+                sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
         spool = Spool(lock.dir / "segments", int(settings.spool_max_mb * 2**20))
         publisher = Publisher(sink, spool)
     except BaseException:
         lock.release()
         raise
-    return Collector(
+    report = RunReport(
+        intensity,
+        total_epochs=lambda: total_epochs or progress.total_epochs(progress_file),
+        predict_after_epochs=predict_after_epochs,
+    )
+    collector = Collector(
         sampler,
         publisher,
-        interval_s or settings.sample_interval_s,
+        settings.sample_interval_s if interval_s is None else interval_s,
         lock=lock,
         should_stop=should_stop or (lambda: not tree.alive()),
         gpu=gpu,
-        observers=observers,
+        observers=[report, *observers],
     )
+    collector.report = report
+    report.annotate = collector.annotate
+    return collector

@@ -77,6 +77,12 @@ def live() -> None:
         b.bar_chart(df[["co2_g"]], y_label="gCO₂e per window")
     run = next(r for r in runs if r["run_id"] == chosen)
     st.markdown(run_summary(run))
+    if run.get("predicted_energy_kwh") is not None:  # the collector's, after its first epochs
+        st.markdown(
+            f"Predicted: {run['predicted_energy_kwh']:.4g} kWh / "
+            f"{run.get('predicted_co2_g') or 0:.4g} gCO₂e after {run.get('predicted_epochs')} "
+            f"epochs (rate {run.get('predicted_kwh_per_epoch') or 0:.4g} kWh/epoch)"
+        )
     log = decision_log(settings, run.get("schedule_decision_id"))
     if log:
         st.markdown(scheduled_summary(log, run.get("co2_g") or 0.0))

@@ -57,6 +57,11 @@ def _by_method(method: str) -> str:
     )
 
 
+def _latest(col: str) -> str:
+    """The value of the latest event that carries ``col`` (events before it have none)."""
+    return f"max_by({col}, CASE WHEN {col} IS NOT NULL THEN ts_s END)"
+
+
 def _kind_kwh(kind: str) -> str:
     return f"sum(CASE WHEN intensity_kind = '{kind}' THEN energy_kwh ELSE 0D END)"
 
@@ -89,6 +94,12 @@ AGGREGATES: tuple[Aggregate, ...] = (
     Aggregate("max_ram_used_mb", "max(ram_used_mb)", "max", "MB", shown=False),
     Aggregate("ended", "max(CASE WHEN event_type = 'end' THEN 1 ELSE 0 END)", "max", "flag",
               doc="1 once the collector sent the run's end event"),
+    *(Aggregate(name, _latest(name), "last", unit, doc=doc) for name, unit, doc in (
+        ("predicted_energy_kwh", "kWh", "the collector's prediction of the run's whole energy"),
+        ("predicted_co2_g", "gCO2e", "the same x the intensity the collector charged"),
+        ("predicted_epochs", "epochs", "the epochs the prediction is for"),
+        ("predicted_kwh_per_epoch", "kWh/epoch", "the measured rate it used"),
+    )),
 )  # fmt: skip
 
 DERIVED: tuple[Derived, ...] = (

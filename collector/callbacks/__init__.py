@@ -4,6 +4,8 @@ Each module imports its framework only when ``CarbonpipeCallback`` is first acce
 ``import collector.callbacks.keras`` works on hosts without Keras.
 Pass run_id/user_id/model_name to have the callback run ``track`` for the fit; pass
 nothing when the job is already measured (``carbonpipe collect -- CMD`` or ``track``).
+Each callback also reports the fit's configured number of epochs, so the collector can
+predict the run's total after the first epoch(s) (``collector.predict``).
 """
 
 from __future__ import annotations
@@ -37,3 +39,13 @@ class TrackingMixin:
     @staticmethod
     def _cp_report(epoch: int | None = None, step: int | None = None) -> None:
         progress.report(epoch=epoch, step=step)
+
+    @staticmethod
+    def _cp_total(total_epochs: Any) -> None:
+        """The fit's configured epochs, for the prediction (ignored when unknown or open)."""
+        try:
+            n = int(total_epochs)
+        except (TypeError, ValueError):
+            return
+        if n > 0:
+            progress.report(total_epochs=n, force=True)

@@ -27,6 +27,7 @@ def _build() -> type:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
                 self._cp_start()
+                self._cp_total(getattr(state, "num_train_epochs", None) or args.num_train_epochs)
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._cp_epoch = int(state.epoch or 0)

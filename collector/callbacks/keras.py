@@ -25,6 +25,7 @@ def _build() -> type:
 
         def on_train_begin(self, logs: Any = None) -> None:
             self._cp_start()
+            self._cp_total((getattr(self, "params", None) or {}).get("epochs"))
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._cp_epoch = epoch

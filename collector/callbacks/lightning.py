@@ -25,6 +25,7 @@ def _build() -> type:
         def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
             if trainer.global_rank == 0:
                 self._cp_start()
+                self._cp_total(getattr(trainer, "max_epochs", None))
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
             self._cp_report(epoch=trainer.current_epoch)

@@ -49,6 +49,7 @@ def test_wrap_returns_command_exit_code_and_emits_events(tmp_path: Path) -> None
         "time.sleep(0.7)\n"
         "raise SystemExit(3)\n"
     )
+    events_file = tmp_path / "events.jsonl"
     res = _collect(
         tmp_path,
         "--run-id",
@@ -61,14 +62,17 @@ def test_wrap_returns_command_exit_code_and_emits_events(tmp_path: Path) -> None
         "0.2",
         "--tag",
         "schedule_decision_id=d1",
-        "--stdout",
+        "--events",
+        str(events_file),
+        "--no-kafka",
         "--",
         sys.executable,
         "-c",
         child,
     )
     assert res.returncode == 3, res.stderr
-    evs = _events(res.stdout)
+    assert not _events(res.stdout)  # the command's stdout is the command's alone
+    evs = _events(events_file.read_text())
     assert len(evs) >= 2 and evs[-1]["event_type"] == "end"
     assert [e["seq"] for e in evs] == list(range(len(evs)))
     for e in evs:
@@ -129,7 +133,8 @@ def test_collect_errors_name_the_fix(tmp_path: Path) -> None:
             "u",
             "--model",
             "m",
-            "--stdout",
+            "--zone",
+            "FRA",
             "--",
             "true",
         ],
@@ -138,7 +143,8 @@ def test_collect_errors_name_the_fix(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert res.returncode == 2 and "CARBONPIPE_ZONE" in res.stderr
+    assert res.returncode == 2 and "Did you mean FR" in res.stderr, res.stderr
+    assert "(or pass --zone Z)" not in res.stderr  # it was passed
     res = _collect(tmp_path, "--run-id", "r", "--user", "u", "--model", "m")
     assert res.returncode == 2 and "--pid" in res.stderr
 
