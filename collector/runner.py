@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import json
 import os
 import re
@@ -41,40 +40,14 @@ from collector.tdp import cpu_model_name, lookup_tdp, sockets
 
 
 def resolve_zone(flag: str | None, settings: Settings, isolate: bool = False) -> str:
-    """--zone > CARBONPIPE_ZONE > CARBONPIPE_CLOUD_REGION mapping > allow_fallback_zone.
-
-    Delegates to ``carbonpipe.intensity.zones.resolve_zone`` (which also checks the zone is
-    known) when that module is installed; otherwise applies the same order unchecked.
-    ``isolate`` (the CLI, before any thread exists) runs it in a forked child: its imports
-    (jsonschema and friends, ~5 MB) then never count against the long-lived collector.
-    """
-    if isolate and hasattr(os, "fork"):
-        return _in_child(lambda: resolve_zone(flag, settings))
-    try:
-        zones: Any = importlib.import_module("carbonpipe.intensity.zones")
-    except ModuleNotFoundError:
-        zones = None
-    if zones is not None and callable(getattr(zones, "resolve_zone", None)):
-        try:
-            return str(zones.resolve_zone(settings, flag))
-        except Exception as exc:  # UnknownZone and friends: say how to fix it
-            raise ConfigError(f"{exc}{'' if flag else ' (or pass --zone Z)'}") from None
-    for candidate in (flag, settings.zone, settings.allow_fallback_zone):
-        if candidate:
-            return candidate
-    raise ConfigError(
-        "no grid zone for this host: pass --zone Z, or set CARBONPIPE_ZONE=Z "
-        "(e.g. GB, DE, US-CAL-CISO), or CARBONPIPE_CLOUD_REGION=provider:region "
-        "(e.g. aws:eu-west-1)"
-    )
+    """The run's grid zone: ``carbonpipe.intensity.zones.default_zone`` (flag, settings, cloud
+    region, the cloud runtime's region, allow_fallback_zone, else WORLD). ``isolate`` (the CLI,
+    before any thread exists) runs it in a forked child: its imports (jsonschema and friends,
+    ~5 MB) then never count against the long-lived collector."""
+    return choose_intensity(flag, settings, isolate).zone
 
 
-WORLD_ZONE = "WORLD"  # the WORLD row of data/zone_averages.csv (cited there)
 INTERVAL_RANGE_S = (0.1, 3600.0)  # below 0.1 s the collector's own CPU use dominates
-
-
-def zone_configured(flag: str | None, settings: Settings) -> bool:
-    return bool(flag or settings.zone or settings.cloud_region or settings.allow_fallback_zone)
 
 
 def choose_intensity(flag: str | None, settings: Settings, isolate: bool = False) -> Intensity:
@@ -82,23 +55,28 @@ def choose_intensity(flag: str | None, settings: Settings, isolate: bool = False
 
     A configured zone (``resolve_zone``: flag, settings, cloud region, allow_fallback_zone)
     gets its annual average from ``settings.zone_averages_path`` (country average for a
-    sub-zone). With nothing configured the run still measures: zone ``WORLD``, charged the
-    table's cited WORLD average and labelled a fallback. (When ``carbonpipe.intensity.zones``
-    offers a default-zone helper, it replaces the ``WORLD_ZONE`` line below.)
+    sub-zone). With nothing configured the run still measures: the zone ``default_zone``
+    guesses (a cloud runtime's region, else ``WORLD``, the table's cited world average),
+    labelled a fallback.
     """
     if isolate and hasattr(os, "fork"):
         d = json.loads(_in_child(lambda: json.dumps(asdict(choose_intensity(flag, settings)))))
         return Intensity(**d)
-    configured = zone_configured(flag, settings)
-    zone = resolve_zone(flag, settings) if configured else WORLD_ZONE
     from carbonpipe.intensity.static import StaticProvider
+    from carbonpipe.intensity.zones import WORLD, default_zone
+
+    try:
+        choice = default_zone(settings, flag)
+    except Exception as exc:  # UnknownZone and friends: say how to fix it
+        raise ConfigError(f"{exc}{'' if flag else ' (or pass --zone Z)'}") from None
+    zone, configured = choice.zone, not choice.flagged
 
     static = StaticProvider(settings.zone_averages_path)
     try:
         avg, note = static.lookup(zone)
         fallback = not configured
     except Exception:  # NotCovered: a known zone without an annual average in the table
-        avg, note = static.lookup(WORLD_ZONE)
+        avg, note = static.lookup(WORLD)
         note, fallback = f" (WORLD average: no annual average for {zone})", True
     return Intensity(
         zone=zone,

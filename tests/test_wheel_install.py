@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 # What the build needs from the checkout (tests, bench and infra stay out of the wheel).
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "carbonpipe",
                 "collector", "spark_jobs", "dashboard", "schemas", "data")  # fmt: skip
-SLEEP_1S = ["python", "-c", "import time; time.sleep(1)"]
+# A child that uses the CPU for 2 s: the TDP model (no RAPL here) gives it a positive energy.
+BUSY_2S = ["python", "-c", "import time\nt = time.time()\nwhile time.time() - t < 2: pass"]
 
 
 @dataclass
@@ -115,29 +116,49 @@ def test_version_and_packaged_resources(installed: InstalledCarbonpipe) -> None:
     assert zones.returncode == 0 and '"JP"' in zones.stdout, zones.stderr
 
 
-def _check_events(installed: InstalledCarbonpipe, got: subprocess.CompletedProcess[str]) -> None:
-    assert got.returncode == 0, got.stderr
-    events = installed.events(got.stdout)
-    assert events, f"no events on stdout: {got.stdout!r} {got.stderr!r}"
+def _check_events(installed: InstalledCarbonpipe, path: Path, run_id: str | None) -> None:
+    events = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln]
+    assert events, f"no events in {path}"
     validator = Draft202012Validator(installed.schema())
     for ev in events:
         errors = [e.message for e in validator.iter_errors(ev)]
         assert not errors, (ev, errors)
-    assert {ev["run_id"] for ev in events} == {"w1"}
+    assert len({ev["run_id"] for ev in events}) == 1
+    if run_id:
+        assert events[0]["run_id"] == run_id
 
 
-def test_collect_stdout_with_a_zone(installed: InstalledCarbonpipe) -> None:
-    got = installed.run("collect", "--stdout", "--zone", "JP-TK", "--run-id", "w1", "--user", "u",
-                        "--model", "m", "--", *SLEEP_1S)  # fmt: skip
-    _check_events(installed, got)
+def _check_csv(path: Path) -> None:
+    """CodeCarbon's emissions.csv layout, read the way CodeCarbon's users read it."""
+    import pandas as pd
+
+    from collector.output import CODECARBON_COLUMNS
+
+    df = pd.read_csv(path)
+    assert tuple(df.columns) == CODECARBON_COLUMNS and len(df) == 1
+    assert df["energy_consumed"].iloc[0] > 0 and df["emissions"].iloc[0] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collect still stops without a zone: collector/cli.py should call "
-    "carbonpipe.intensity.zones.default_zone (issue 14); remove this mark then",
-)
-def test_collect_stdout_with_no_zone_configured(installed: InstalledCarbonpipe) -> None:
-    got = installed.run("collect", "--stdout", "--run-id", "w1", "--user", "u", "--model", "m",
-                        "--", *SLEEP_1S)  # fmt: skip
-    _check_events(installed, got)
+def test_collect_with_a_zone(installed: InstalledCarbonpipe) -> None:
+    ev, csv = installed.cwd / "zone.jsonl", installed.cwd / "zone.csv"
+    got = installed.run("collect", "--zone", "JP-TK", "--run-id", "w1", "--user", "u",
+                        "--model", "m", "--events", str(ev), "--output", str(csv), "--",
+                        *BUSY_2S)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    _check_events(installed, ev, "w1")
+    _check_csv(csv)
+
+
+def test_collect_with_no_flags_no_zone_and_no_kafka(installed: InstalledCarbonpipe) -> None:
+    """The first run of a pip user: no zone, no Kafka, only --output; done within seconds of
+    the child, with a summary and a CodeCarbon-layout CSV."""
+    ev, csv = installed.cwd / "nozone.jsonl", installed.cwd / "emissions.csv"
+    t = time.monotonic()
+    got = installed.run("collect", "--events", str(ev), "--output", str(csv), "--", *BUSY_2S)
+    took_s = time.monotonic() - t
+    assert got.returncode == 0, got.stderr
+    assert took_s < 2 + 15, f"collect took {took_s:.1f} s for a 2 s child"  # not 60 s
+    assert "Kafka" in got.stderr and "WORLD" in got.stderr  # says what it did and charged
+    assert "kWh" in got.stderr and "gCO2e" in got.stderr  # the end-of-run summary
+    _check_events(installed, ev, None)
+    _check_csv(csv)

@@ -118,11 +118,10 @@ def test_zone_resolution_order(tmp_path: Path) -> None:
     assert resolve_zone(None, s) == "DE"
     s2 = load_settings(home=tmp_path, zone=None, cloud_region="aws:eu-west-1")
     assert resolve_zone(None, s2)  # mapped by carbonpipe.intensity.zones when present
+    nothing = load_settings(home=tmp_path, zone=None, cloud_region=None, allow_fallback_zone=None)
+    assert resolve_zone(None, nothing) == "WORLD"  # still measures, charged the world average
     with pytest.raises(ConfigError, match="--zone"):
-        resolve_zone(
-            None,
-            load_settings(home=tmp_path, zone=None, cloud_region=None, allow_fallback_zone=None),
-        )
+        resolve_zone(None, load_settings(home=tmp_path, zone="ATLANTIS"))
 
 
 def test_observers_see_every_event_in_order_and_cannot_break_collection(
