@@ -51,6 +51,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="send events left in the spool by earlier collectors, then exit",
     )
+    # -- exporters (collector/exporters/): where teams already look ----------------------
+    p.add_argument("--prometheus-port", metavar="[ADDR:]PORT",
+                   help="serve /metrics (binds 127.0.0.1 unless ADDR, e.g. 0.0.0.0:9464)")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log kWh/gCO2e to the MLflow run in MLFLOW_RUN_ID (else a new one, "
+                        "exported to CMD so its mlflow.start_run() resumes it)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command to run and measure")
     p.set_defaults(func=run)
 
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         stdout=args.stdout,
         zone_checked=True,
     )
+    common["observers"] = [*common.get("observers", ()), *_exporters(args)]
     if args.pid is not None:
         if not os.path.exists(f"/proc/{args.pid}"):
             import psutil
@@ -133,6 +140,17 @@ def run(args: argparse.Namespace) -> int:
         rc = child.wait()
         collector.stop()
     return 128 - rc if rc < 0 else rc
+
+
+def _exporters(args: argparse.Namespace) -> list[Any]:
+    """Started before CMD, so a bad port fails early and CMD inherits MLFLOW_RUN_ID."""
+    from collector.exporters import build_exporters
+    from collector.exporters.mlflow import MlflowLogger
+
+    out: list[Any] = build_exporters(prometheus_port=args.prometheus_port)
+    if args.mlflow:
+        out.append(MlflowLogger.for_process(args.run_id))
+    return out
 
 
 def _on_signals(handler: Any) -> None:

@@ -13,16 +13,21 @@ emit nothing. Note the CPU share is that of rank 0's process tree: launch with
 ``carbonpipe collect -- torchrun ...`` to charge all ranks' CPU time to the run.
 Under ``carbonpipe collect -- CMD`` (CARBONPIPE_COLLECTOR_ACTIVE) ``track`` starts nothing
 either: the outer collector already measures the command.
+
+Where teams already look: ``prometheus_port=9464`` (or ``"0.0.0.0:9464"``) serves /metrics,
+``mlflow=True`` / ``wandb=True`` log kWh and gCO2e to the active run, ``exporters=[...]`` adds
+any ``EventObserver`` (``collector/exporters/``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from collector.observers import EventObserver
 from collector.publish import Sink
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +53,10 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         tags: dict[str, Any] | None = None,
         stdout: bool = False,
         sink: Sink | None = None,
+        prometheus_port: int | str | None = None,
+        mlflow: bool = False,
+        wandb: bool = False,
+        exporters: Sequence[EventObserver] = (),
         **settings_overrides: Any,
     ) -> None:
         self.kwargs: dict[str, Any] = dict(
@@ -61,6 +70,11 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
             sink=sink,
         )
         self.overrides = settings_overrides
+        self.exporter_opts: dict[str, Any] = dict(
+            prometheus_port=prometheus_port, mlflow=mlflow, wandb=wandb
+        )
+        self.exporters = list(exporters)
+        self.observers: list[EventObserver] = []  # this entry's, exporters built on enter
         self.collector: Any = None
         self.left_in_spool = 0
 
@@ -68,10 +82,19 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         if not is_measuring_rank():
             return self
         from carbonpipe.core.config import get_settings, load_settings
+        from collector.exporters import build_exporters
         from collector.runner import build_collector
 
         settings = load_settings(**self.overrides) if self.overrides else get_settings()
-        self.collector = build_collector(settings, pid=os.getpid(), **self.kwargs).start()
+        self.observers = [*self.exporters, *build_exporters(**self.exporter_opts)]
+        try:
+            self.collector = build_collector(
+                settings, pid=os.getpid(), observers=self.observers, **self.kwargs
+            ).start()
+        except BaseException:
+            for obs in self.observers:
+                obs.close()
+            raise
         return self
 
     def __exit__(

@@ -4,6 +4,7 @@ Each module imports its framework only when ``CarbonpipeCallback`` is first acce
 ``import collector.callbacks.keras`` works on hosts without Keras.
 Pass run_id/user_id/model_name to have the callback run ``track`` for the fit; pass
 nothing when the job is already measured (``carbonpipe collect -- CMD`` or ``track``).
+``mlflow=True`` / ``wandb=True`` / ``prometheus_port=N`` go to ``track`` like the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector import progress
+from collector.exporters import bind_pending
 
 
 class TrackingMixin:
@@ -37,3 +39,4 @@ class TrackingMixin:
     @staticmethod
     def _cp_report(epoch: int | None = None, step: int | None = None) -> None:
         progress.report(epoch=epoch, step=step)
+        bind_pending()  # mlflow=True/wandb=True: a run started after the collector (per thread)
