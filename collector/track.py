@@ -86,7 +86,7 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         from collector.runner import build_collector
 
         settings = load_settings(**self.overrides) if self.overrides else get_settings()
-        self.observers = [*self.exporters, *build_exporters(**self.exporter_opts)]
+        self.observers = [*build_exporters(**self.exporter_opts), *self.exporters]
         try:
             self.collector = build_collector(
                 settings, pid=os.getpid(), observers=self.observers, **self.kwargs

@@ -39,10 +39,10 @@ DEFAULT_ADDR = "127.0.0.1"
 def parse_listen(spec: int | str) -> tuple[str, int]:
     """``9464`` -> ("127.0.0.1", 9464); ``0.0.0.0:9464`` and ``[::]:9464`` name the address."""
     text = str(spec).strip()
-    m = re.fullmatch(r"(?:\[?([^\]]*?)\]?:)?(\d{1,5})", text)
-    if not m or int(m.group(2)) > 65535:
+    m = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]:|([^:\[\]]+):)?(\d{1,5})", text)  # IPv6 in []
+    if not m or int(m.group(3)) > 65535:
         raise ConfigError(f"prometheus port {spec!r}: want PORT or ADDR:PORT, e.g. 9464")
-    return (m.group(1) or DEFAULT_ADDR), int(m.group(2))
+    return (m.group(1) or m.group(2) or DEFAULT_ADDR), int(m.group(3))
 
 
 class PrometheusExporter:
