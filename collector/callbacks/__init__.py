@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector import progress
-from collector.exporters import bind_pending
+from collector.exporters.base import bind_pending
 
 
 class TrackingMixin:

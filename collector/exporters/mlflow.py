@@ -22,7 +22,7 @@ import re
 import sys
 import time
 
-from collector.exporters import vendor, wait_for_run
+from collector.exporters.base import vendor, wait_for_run
 from collector.exporters.trackers import EVERY_N_EVENTS, TrackerLogger, labels
 
 RUN_ID_ENV = "MLFLOW_RUN_ID"  # read by mlflow.start_run() itself

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from carbonpipe.core.errors import ConfigError
-from collector.exporters import vendor
+from collector.exporters.base import vendor
 from collector.exporters.totals import RunTotals
 
 NAMESPACE = "carbonpipe"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.exporters import vendor
+from collector.exporters.base import vendor
 from collector.exporters.trackers import EVERY_N_EVENTS, PREFIX, TrackerLogger, metric_names
 
 STEP = f"{PREFIX}/step"
