@@ -87,3 +87,15 @@ def test_collect_logs_to_the_run_the_command_resumes(store: Any, tmp_path: Path)
     assert run.data.metrics["loss"] == 0.25  # the command's metric ...
     assert run.data.metrics["carbonpipe/energy_kwh"] > 0  # ... beside the collector's
     assert f"MLflow run {run.info.run_id}" in out.stderr
+
+
+def test_a_run_started_after_the_logger_is_bound_from_the_training_thread(store: Any) -> None:
+    """MLflow's active run is per thread: the callbacks call bind_pending at each epoch."""
+    from collector.exporters import bind_pending
+    from collector.exporters.mlflow import MlflowLogger
+
+    logger = MlflowLogger()
+    assert logger.run_id is None
+    with mlflow.start_run() as run:
+        bind_pending()
+        assert logger.run_id == run.info.run_id
