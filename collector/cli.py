@@ -147,8 +147,8 @@ def _exporters(args: argparse.Namespace) -> list[Any]:
     from collector.exporters import build_exporters
     from collector.exporters.mlflow import MlflowLogger
 
-    out: list[Any] = build_exporters(prometheus_port=args.prometheus_port)
-    if args.mlflow:
+    out: list[Any] = build_exporters(prometheus_port=getattr(args, "prometheus_port", None))
+    if getattr(args, "mlflow", False):
         out.append(MlflowLogger.for_process(args.run_id))
     return out
 

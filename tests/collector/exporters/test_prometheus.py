@@ -201,3 +201,26 @@ def test_the_grafana_dashboard_queries_what_the_exporter_serves() -> None:
     assert queried, "the dashboard queries nothing"
     assert queried <= served, f"not served: {sorted(queried - served)}"
     assert set(METRICS) <= queried, f"not on the dashboard: {sorted(set(METRICS) - queried)}"
+
+
+def test_collect_fails_on_a_busy_port_before_running_the_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    busy = PrometheusExporter.serve(0)
+    marker = tmp_path / "ran"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "collector", "collect", "--run-id", "r", "--user", "u",
+             "--model", "m", "--zone", "GB", "--stdout",
+             "--prometheus-port", f"127.0.0.1:{busy.address[1]}",
+             "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "CARBONPIPE_HOME": str(tmp_path)},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        busy.close()
+    assert out.returncode == 2, out.stderr
+    assert "cannot listen on 127.0.0.1" in out.stderr and "Traceback" not in out.stderr
+    assert not marker.exists()
