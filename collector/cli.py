@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         stdout=args.stdout,
         zone_checked=True,
     )
-    common["observers"] = [*common.get("observers", ()), *_exporters(args)]
+    common.setdefault("observers", []).extend(_exporters(args))  # in place: others append too
     if args.pid is not None:
         if not os.path.exists(f"/proc/{args.pid}"):
             import psutil
