@@ -90,6 +90,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="send events left in the spool by earlier collectors, then exit",
     )
+    # -- exporters (collector/exporters/): where teams already look ----------------------
+    p.add_argument("--prometheus-port", metavar="[ADDR:]PORT",
+                   help="serve /metrics (binds 127.0.0.1 unless ADDR, e.g. 0.0.0.0:9464)")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log kWh/gCO2e to the MLflow run in MLFLOW_RUN_ID (else a new one, "
+                        "exported to CMD so its mlflow.start_run() resumes it)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command to run and measure")
     p.set_defaults(func=run)
 
@@ -210,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
             observers.append(EventsFile(args.events))
         except OSError as exc:
             raise ConfigError(f"--events {args.events}: {exc}") from None
+    observers.extend(_exporters(args))  # started before CMD: a bad port fails early
     if args.pid is not None:
         if not os.path.exists(f"/proc/{args.pid}"):
             import psutil
@@ -285,6 +292,17 @@ def _finish(collector: Any, args: argparse.Namespace, settings: Any) -> None:
         host = host_info(settings.cloud_region)
         for err in write_outputs([Path(o) for o in args.output], result, host):
             _say(err)
+
+
+def _exporters(args: argparse.Namespace) -> list[Any]:
+    """Started before CMD, so a bad port fails early and CMD inherits MLFLOW_RUN_ID."""
+    from collector.exporters import build_exporters
+    from collector.exporters.mlflow import MlflowLogger
+
+    out: list[Any] = build_exporters(prometheus_port=getattr(args, "prometheus_port", None))
+    if getattr(args, "mlflow", False):
+        out.append(MlflowLogger.for_process(args.run_id))
+    return out
 
 
 def _on_signals(handler: Any) -> None:

@@ -20,6 +20,9 @@ RunResult``: kWh per device and method, gCO2e and the intensity used), the same 
 ``carbonpipe collect`` prints. ``epoch_end()`` marks an epoch boundary; with ``total_epochs``
 the run's total is predicted after ``predict_after_epochs`` epochs (printed on stderr, and
 published in later events).
+Where teams already look: ``prometheus_port=9464`` (or ``"0.0.0.0:9464"``) serves /metrics,
+``mlflow=True`` / ``wandb=True`` log kWh and gCO2e to the active run, ``exporters=[...]`` adds
+any ``EventObserver`` (``collector/exporters/``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from collector import progress
+from collector.observers import EventObserver
 from collector.publish import Sink
 from collector.summary import RunResult
 
@@ -64,6 +68,10 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         predict_after_epochs: int = 1,
         output: str | os.PathLike[str] | None = None,
         summary: bool = False,
+        prometheus_port: int | str | None = None,
+        mlflow: bool = False,
+        wandb: bool = False,
+        exporters: Sequence[EventObserver] = (),
         **settings_overrides: Any,
     ) -> None:
         import getpass
@@ -90,6 +98,11 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         self.output = Path(output) if output is not None else None
         self.summary = summary
         self.overrides = settings_overrides
+        self.exporter_opts: dict[str, Any] = dict(
+            prometheus_port=prometheus_port, mlflow=mlflow, wandb=wandb
+        )
+        self.exporters = list(exporters)
+        self.observers: list[EventObserver] = []  # this entry's, exporters built on enter
         self.collector: Any = None
         self.left_in_spool = 0
         self.result: RunResult | None = None
@@ -99,6 +112,7 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         if not is_measuring_rank():
             return self
         from carbonpipe.core.config import get_settings, load_settings
+        from collector.exporters import build_exporters
         from collector.runner import build_collector
 
         settings = load_settings(**self.overrides) if self.overrides else get_settings()
@@ -109,7 +123,15 @@ class track:  # noqa: N801 - used like a function: carbonpipe.track(...)
         total = self.kwargs["total_epochs"]
         if total:  # an epoch-based run: epoch 0 starts with the block (epoch_end counts up)
             progress.report(epoch=0, total_epochs=total)
-        self.collector = build_collector(settings, pid=os.getpid(), **self.kwargs).start()
+        self.observers = [*build_exporters(**self.exporter_opts), *self.exporters]
+        try:
+            self.collector = build_collector(
+                settings, pid=os.getpid(), observers=self.observers, **self.kwargs
+            ).start()
+        except BaseException:
+            for obs in self.observers:
+                obs.close()
+            raise
         progress.add_waker(self.collector.sample_now)
         return self
 

@@ -6,6 +6,7 @@ Pass run_id/user_id/model_name to have the callback run ``track`` for the fit; p
 nothing when the job is already measured (``carbonpipe collect -- CMD`` or ``track``).
 Each callback also reports the fit's configured number of epochs, so the collector can
 predict the run's total after the first epoch(s) (``collector.predict``).
+``mlflow=True`` / ``wandb=True`` / ``prometheus_port=N`` go to ``track`` like the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector import progress
+from collector.exporters.base import bind_pending
 
 
 class TrackingMixin:
@@ -39,6 +41,7 @@ class TrackingMixin:
     @staticmethod
     def _cp_report(epoch: int | None = None, step: int | None = None) -> None:
         progress.report(epoch=epoch, step=step)
+        bind_pending()  # mlflow=True/wandb=True: a run started after the collector (per thread)
 
     @staticmethod
     def _cp_total(total_epochs: Any) -> None:
