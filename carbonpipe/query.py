@@ -12,7 +12,8 @@ from carbonpipe.core.aggregates import shown_names
 from carbonpipe.core.config import Settings, get_settings
 
 RUN_IDENTITY = ("run_id", "user_id", "model_name", "start", "end", "duration_s")
-RUN_PROVENANCE = ("hosts", "zones", "intensity_providers", "schedule_decision_id")
+RUN_PROVENANCE = ("hosts", "zones", "intensity_providers", "schedule_decision_id",
+                  "duplicates", "dead_letters")  # counted once; dead-lettered, per reason
 
 
 def run_fields() -> tuple[str, ...]:

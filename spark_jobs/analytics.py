@@ -19,9 +19,10 @@ def windows_view_sql(columns: set[str] | None = None) -> str:
     """The ``windows`` view: window partials (per-batch deltas) merged per window as each
     aggregate declares (``carbonpipe.core.aggregates``). ``columns``: those the partials on
     disk have (older partials lack newer aggregates: those are left out, not failed on)."""
+    how = {"sum": "SUM({})", "max": "MAX({})", "min": "MIN({})", "xor": "BIT_XOR({})",
+           "last": "MAX_BY({}, batch_id)"}  # fmt: skip
     merged = ", ".join(
-        f"{a.merge.upper() if a.merge != 'last' else 'MAX_BY'}"
-        f"({a.name}{', batch_id' if a.merge == 'last' else ''}) AS {a.name}"
+        f"{how[a.merge].format(a.name)} AS {a.name}"
         for a in AGGREGATES
         if columns is None or a.name in columns
     )

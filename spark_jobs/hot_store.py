@@ -23,6 +23,7 @@ from typing import Any
 
 from carbonpipe.core.aggregates import AGGREGATES
 from carbonpipe.core.units import J_PER_KWH
+from spark_jobs.dedupe import merge_ranges
 
 
 def window_id(row: Mapping[str, Any]) -> str:
@@ -37,6 +38,8 @@ def _merge_numbers(doc: dict[str, Any], part: Mapping[str, Any]) -> None:
             doc[k] = (old or 0) + (new or 0)
         elif agg.merge == "last":
             doc[k] = new if new is not None else old
+        elif agg.merge == "xor":
+            doc[k] = int(old or 0) ^ int(new or 0)
         else:
             vals = [v for v in (old, new) if v is not None]
             doc[k] = (max if agg.merge == "max" else min)(vals) if vals else None
@@ -153,19 +156,45 @@ def run_parts(windows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
 def merge_run(
     base: dict[str, Any] | None, part: Mapping[str, Any], batch_id: int
 ) -> dict[str, Any]:
+    """A run's version after ``batch_id``. Besides the aggregates: the seq ranges counted per
+    host (``seq_ranges``, what ``spark_jobs.dedupe`` checks the next batches against), the
+    duplicates dropped and the dead letters of the run, per reason."""
     doc = {k: v for k, v in (base or {}).items() if k != "_id"}
     doc.setdefault("key", part["run_id"])
     doc["run_id"] = part["run_id"]
-    doc["user_id"], doc["model_name"] = part["user_id"], part["model_name"]
+    for k in ("user_id", "model_name"):  # a batch of dead letters only may not know them
+        doc[k] = part.get(k) or doc.get(k)
     _merge_numbers(doc, part)
     for k in ("hosts", "zones", "intensity_providers"):
         doc[k] = sorted(set(doc.get(k) or []) | set(part.get(k) or []))
     if part.get("schedule_decision_id"):
         doc["schedule_decision_id"] = part["schedule_decision_id"]
-    doc["start"] = datetime.fromtimestamp(doc["first_ts_s"], timezone.utc)
-    doc["end"] = datetime.fromtimestamp(doc["last_ts_s"], timezone.utc)
-    doc["duration_s"] = doc["last_ts_s"] - doc["first_ts_s"]
+    ranges = seq_ranges(doc)
+    for host, rs in (part.get("new_seq_ranges") or {}).items():
+        ranges[host] = merge_ranges([*ranges.get(host, []), *rs])
+    doc["seq_ranges"] = [
+        {"host": h, "lo": lo, "hi": hi} for h in sorted(ranges) for lo, hi in ranges[h]
+    ]
+    doc["duplicates"] = int(doc.get("duplicates") or 0) + int(part.get("duplicates") or 0)
+    dead = dict(doc.get("dead_letters") or {})
+    for reason, n in (part.get("dead_letters") or {}).items():
+        dead[reason] = dead.get(reason, 0) + int(n)
+    doc["dead_letters"] = dead
+    if doc.get("first_ts_s") is not None:
+        doc["start"] = datetime.fromtimestamp(doc["first_ts_s"], timezone.utc)
+        doc["end"] = datetime.fromtimestamp(doc["last_ts_s"], timezone.utc)
+        doc["duration_s"] = doc["last_ts_s"] - doc["first_ts_s"]
     return _version(doc, batch_id)
+
+
+def seq_ranges(run_doc: Mapping[str, Any] | None) -> dict[str, list[tuple[int, int]]]:
+    """The seq ranges counted for a run, per host (stored as a list of ``{host, lo, hi}``:
+    host names may hold dots, which document keys must not, and FerretDB stores no nested
+    arrays)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for r in (run_doc or {}).get("seq_ranges") or []:
+        out.setdefault(str(r["host"]), []).append((int(r["lo"]), int(r["hi"])))
+    return out
 
 
 def merge_counts(
@@ -326,11 +355,32 @@ class HotStore:
             versions.add(doc)
         return len(new)
 
+    def counted_ranges(
+        self, pairs: Iterable[tuple[str, str]], batch_id: int
+    ) -> dict[tuple[str, str], list[tuple[int, int]]]:
+        """Seq ranges counted before ``batch_id`` for each (host, run_id): what a batch's events
+        are checked against (``spark_jobs.dedupe``). Loads the runs' documents if needed."""
+        if self._stored_windows_until_s is None:
+            self._prepare()
+        pairs = list(pairs)
+        self._ensure("runs", {run for _, run in pairs})
+        out = {}
+        for host, run in pairs:
+            base, _ = self._versions["runs"].base(run, batch_id)
+            out[(host, run)] = seq_ranges(base).get(host, [])
+        return out
+
     def write_batch(
-        self, batch_id: int, windows: list[dict[str, Any]], counts: dict[str, int]
+        self,
+        batch_id: int,
+        windows: list[dict[str, Any]],
+        counts: dict[str, int],
+        run_extras: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> int:
         """Merges one micro-batch's window partials into windows and runs, and its counts into
-        the pipeline stats; returns the number of window versions written."""
+        the pipeline stats; returns the number of window versions written. ``run_extras`` per
+        run: ``new_seq_ranges`` {host: ranges}, ``duplicates``, ``dead_letters`` {reason: n}
+        (a run with dead letters only gets a version too)."""
         if self._stored_windows_until_s is None:
             self._prepare()
         by_window = {window_id(w): w for w in windows}
@@ -340,6 +390,8 @@ class HotStore:
             "windows", by_window, lambda k: start_of[k] <= (until if until is not None else -1)
         )
         runs = run_parts(windows)
+        for run, extra in (run_extras or {}).items():
+            runs.setdefault(run, {"run_id": run}).update(extra)
         self.loaded_last_batch += self._ensure("runs", runs)
         self._ensure("stats", ["pipeline"])
         n = self._apply("windows", by_window, merge_window, batch_id)

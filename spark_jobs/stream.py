@@ -26,10 +26,11 @@ from pyspark.sql import functions as F
 
 from carbonpipe.core.config import ConfigError, Settings, get_settings
 from spark_jobs import transforms as T
+from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore, fold_windows
 from spark_jobs.reference import IntensityFeed, load_fallback_table, slot_rows, to_segments
 from spark_jobs.session import build_session
-from spark_jobs.state import BatchState, StateLog
+from spark_jobs.state import StateLog
 from spark_jobs.storage import (
     checkpoint_path,
     delete_uri,
@@ -48,6 +49,16 @@ PARQUET_COLUMNS = (
     "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
 )  # fmt: skip
+
+
+def _range_extras(
+    ranges: dict[tuple[str, str], list[Range]],
+) -> dict[str, dict[str, Any]]:
+    """Per run: the seq ranges this batch counts, per host (``HotStore.write_batch`` extras)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (host, run), rs in ranges.items():
+        out.setdefault(run, {}).setdefault("new_seq_ranges", {})[host] = rs
+    return out
 
 
 class BatchProcessor:
@@ -135,11 +146,11 @@ class BatchProcessor:
             timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
 
         prior = self.state.before(batch_id)
-        watermark = prior.watermark(self.settings.lateness_s)
+        late_before = prior.late_before(self.settings.lateness_s)
         lap("state")
         slots = self.slots()
         lap("reference")
-        checked = T.check(T.parse(df), watermark)
+        checked = T.check(T.parse(df), late_before)
         obs = Observation(f"batch_{batch_id}")
         valid_ts = F.when(F.col("reason").isNull(), F.col("ts_s"))
         observed = checked.observe(
@@ -166,48 +177,122 @@ class BatchProcessor:
         else:
             events, m = enriched, None
         rows: list[dict[str, Any]] = []
+        extras: dict[str, dict[str, Any]] = {}
+        n_dup = 0
         if events is not None:
-            # One job: the windows are computed, kept in memory and written to Parquet as
-            # they are (partials per window and provider); the driver folds the same rows.
+            # One job: the windows are computed, kept in memory, folded by the driver and
+            # written to Parquet as they are (partials per window and provider).
             partials = T.windows(events, self.settings.window_s).persist()
+            cleanup = [partials]
             try:
+                rows = fold_windows(r.asDict() for r in partials.collect())
+                lap("windows")
+                suspects = suspect_pairs(rows, self.store.counted_ranges(
+                    {(str(r["host"]), str(r["run_id"])) for r in rows if r.get("n_seq")},
+                    batch_id))  # fmt: skip
+                if suspects:
+                    partials, rows, extras, n_dup = self._deduplicate(
+                        events, partials, rows, suspects, batch_id, cleanup
+                    )
+                    lap("deduplicate")
+                else:
+                    extras = _range_extras(new_ranges(rows))
                 self._parquet_windows(partials, batch_id)
                 lap("windows_parquet")
-                rows = fold_windows(r.asDict() for r in partials.collect())
             finally:
-                partials.unpersist()
+                for df_ in cleanup:
+                    df_.unpersist()
         m = m or obs.get
-        lap("windows")
         counts: dict[str, int] = {}
         n_valid = int(m["n"]) - int(m["n_invalid"])
         if n_valid:
             counts["valid"] = n_valid
+        if n_dup:
+            counts["duplicate"] = n_dup
         if m["n_invalid"]:
             invalid = T.explain_rejects(checked.filter(F.col("reason").isNotNull()))
             self._dead_letter(invalid, batch_id)
-            for row in invalid.groupBy("reason").count().collect():
-                counts[row["reason"]] = int(row["count"])
+            per_run = invalid.groupBy("reason", F.col("e.run_id").alias("run_id")).count()
+            for row in per_run.collect():
+                counts[row["reason"]] = counts.get(row["reason"], 0) + int(row["count"])
+                if row["run_id"]:
+                    dead = extras.setdefault(row["run_id"], {}).setdefault("dead_letters", {})
+                    dead[row["reason"]] = int(row["count"])
         lap("dead_letters")
-        max_ts = prior.max_event_ts_s
-        if m["max_ts_s"] is not None:
-            max_ts = m["max_ts_s"] if max_ts is None else max(max_ts, m["max_ts_s"])
-        n_windows = self.store.write_batch(batch_id, rows, counts)
+        newest_by_host: dict[str, float] = {}
+        for r in rows:
+            newest_by_host[r["host"]] = max(newest_by_host.get(r["host"], 0), r["last_ts_s"])
+        n_windows = self.store.write_batch(batch_id, rows, counts, extras)
         lap("mongo")
         if n_valid and self.settings.fault_exit_after_sinks:
             # Fault injection for the restart test: die after the sinks, before Spark
             # records the batch as committed, so the next start must replay it.
             os._exit(137)
-        self.state.write(BatchState(batch_id, max_ts, self.query_id))
+        self.state.write(prior.advanced(batch_id, newest_by_host, self.query_id))
         self.last_stats = {
             "batch_id": batch_id,
             "counts": counts,
             "windows_written": n_windows,
             "seconds": round(time.perf_counter() - t0, 3),
             "timings_s": timings,
-            "watermark": watermark,
+            "hosts_late_before": len(late_before),
         }
         self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
+
+    def _deduplicate(
+        self,
+        events: DataFrame,
+        partials: DataFrame,
+        rows: list[dict[str, Any]],
+        suspects: set[tuple[str, str]],
+        batch_id: int,
+        cleanup: list[DataFrame],
+    ) -> tuple[DataFrame, list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+        """Recomputes the partials of the suspect (host, run) pairs from their events, each
+        ``(host, run_id, seq)`` once and none counted by an earlier batch (``spark_jobs.dedupe``).
+        Returns the batch's partials, their folded rows, per-run extras and duplicates dropped.
+        """
+        counted = self.store.counted_ranges(suspects, batch_id)
+        pairs = self._local_df(sorted(suspects), "d_host string, d_run string")
+        ranges = self._local_df(
+            [(h, r, lo, hi) for (h, r), rs in counted.items() for lo, hi in rs],
+            "c_host string, c_run string, c_lo long, c_hi long",
+        )
+        mine = (F.col("host") == F.col("d_host")) & (F.col("run_id") == F.col("d_run"))
+        ev = events.join(F.broadcast(pairs), mine, "left_semi")
+        before = (
+            (F.col("host") == F.col("c_host")) & (F.col("run_id") == F.col("c_run"))
+            & F.col("seq").between(F.col("c_lo"), F.col("c_hi"))
+        )  # fmt: skip
+        # Events without a seq (older collectors) keep their own identity: their timestamp.
+        seq_key = F.coalesce(F.col("seq"), -1 - F.unix_millis(F.col("ts")))
+        fresh = (
+            ev.join(F.broadcast(ranges), before, "left_anti")
+            .withColumn("seq_key", seq_key)
+            .dropDuplicates(["host", "run_id", "seq_key"])
+            .drop("seq_key")
+            .persist()
+        )
+        cleanup.append(fresh)
+        redone = T.windows(fresh, self.settings.window_s).persist()
+        cleanup.append(redone)
+        redone_rows = fold_windows(r.asDict() for r in redone.collect())
+        seqs: dict[tuple[str, str], list[int]] = {}
+        for r in fresh.where("seq IS NOT NULL").select("host", "run_id", "seq").collect():
+            seqs.setdefault((r["host"], r["run_id"]), []).append(int(r["seq"]))
+        kept = [r for r in rows if (str(r["host"]), str(r["run_id"])) not in suspects]
+        extras = _range_extras({**new_ranges(kept), **{p: islands(s) for p, s in seqs.items()}})
+        n_dup = 0
+        for pair in suspects:
+            was = sum(int(r["n_events"]) for r in rows if (r["host"], r["run_id"]) == pair)
+            now = sum(int(r["n_events"]) for r in redone_rows if (r["host"], r["run_id"]) == pair)
+            if was > now:
+                extra = extras.setdefault(pair[1], {})
+                extra["duplicates"] = extra.get("duplicates", 0) + was - now
+                n_dup += was - now
+        out = partials.join(F.broadcast(pairs), mine, "left_anti").unionByName(redone)
+        return out, kept + redone_rows, extras, n_dup
 
     def _dead_letter(self, invalid: DataFrame, batch_id: int) -> None:
         key = F.concat_ws(":", "src_topic", "src_partition", "src_offset")

@@ -15,6 +15,7 @@ Rules the hand-computed tests rely on:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -35,6 +36,12 @@ from spark_jobs.schema import (
 SLOT_S = 300  # resolution of the intensity lookup: 5 min divides 15/30/60-min grid data
 MIN_VALID_EPOCH_S = 946_684_800  # 2000-01-01T00:00:00Z: older timestamps are absurd
 MAX_FUTURE_S = 86_400  # a timestamp more than a day ahead of the job's clock is absurd
+# An event dated more than this ahead of the time the broker appended it (the topic uses
+# LogAppendTime): the host's clock is wrong, and its figures would land in windows that have
+# not happened yet. NTP keeps honest hosts within milliseconds; 5 min leaves room for a VM
+# resumed from suspend before its clock is stepped.
+MAX_SKEW_S = 300
+LATE_BEFORE = "late_before_s"  # per event: older than this is late (its host's progress)
 
 
 def _contract() -> dict[str, Any]:
@@ -48,10 +55,15 @@ def parse(raw: DataFrame) -> DataFrame:
     # Parsed inside a generator (explode of a one-element array) so that the optimizer cannot
     # copy from_json into later filters on the parsed fields: predicate pushdown through a
     # projection inlines its aliases, and each event would be parsed twice.
+    broker_ts = (
+        F.unix_timestamp(F.col("timestamp")) if "timestamp" in raw.columns
+        else F.lit(None).cast("long")
+    )  # fmt: skip
     return raw.select(
         F.col("topic").alias("src_topic"),
         F.col("partition").alias("src_partition"),
         F.col("offset").alias("src_offset"),
+        broker_ts.alias("src_ts_s"),
         F.col("value").cast("string").alias("raw"),
     ).select("*", F.explode(F.array(F.from_json("raw", schema, opts))).alias("e"))
 
@@ -81,7 +93,7 @@ def event_time(text: Column) -> Column:
     ).otherwise(F.try_to_timestamp(text))
 
 
-def check(parsed: DataFrame, watermark_epoch_s: float | None = None) -> DataFrame:
+def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None) -> DataFrame:
     """Adds ``ts``, ``ts_s`` and ``reason`` (null = valid; first failing rule wins).
 
     The hot path: every rule is a built-in, code-generated expression. A record Spark flagged
@@ -89,13 +101,21 @@ def check(parsed: DataFrame, watermark_epoch_s: float | None = None) -> DataFram
     finding *which* field needs a second, lenient parse, which ``explain_rejects`` does for
     the rejects only (a single non-generated expression would drop the whole filter out of
     whole-stage code generation for every event).
-    ``watermark_epoch_s``: events older than this are ``late`` (beyond the allowed lateness).
+    ``late_before``: per host, events older than this are ``late`` (beyond the allowed
+    lateness behind that host's own newest event: one host cannot make another's data late).
     """
+    timed = with_event_time(parsed)
+    if late_before:
+        hosts = parsed.sparkSession.createDataFrame(
+            [(h, int(t)) for h, t in late_before.items()], f"lb_host string, {LATE_BEFORE} long"
+        )
+        host = F.coalesce(F.col("e.host"), F.lit("unknown"))
+        timed = timed.join(F.broadcast(hosts), host == F.col("lb_host"), "left").drop("lb_host")
+    else:
+        timed = timed.select("*", F.lit(None).cast("long").alias(LATE_BEFORE))
     # One select per step (not a withColumn each): PySpark analyses the whole plan again for
     # every new DataFrame, and with this many expressions that cost ~1 s per micro-batch.
-    return with_event_time(parsed).select(
-        "*", F.expr(reason_sql(watermark_epoch_s)).alias("reason")
-    )
+    return timed.select("*", F.expr(reason_sql()).alias("reason"))
 
 
 def with_event_time(parsed: DataFrame) -> DataFrame:
@@ -200,14 +220,15 @@ def _column(rule: FieldRule) -> str:
     return "e." + ".".join(f"`{p}`" for p in rule.path)
 
 
-def reason_sql(watermark_epoch_s: float | None = None) -> str:
+def reason_sql() -> str:
     """The rules as one SQL ``CASE`` over ``e``, ``ts`` and ``ts_s``: one call into the JVM
     instead of thousands of Column calls (~1 s per micro-batch), and a flat CASE generates
     simpler code than nested ``when``s. Every label is a fixed string from this module.
 
     Every contract rule comes from ``schemas/metric_event.v1.json`` through ``field_rules`` and
     ``any_required`` (required, lengths, const, enums, finiteness, ranges, nested items); only
-    the time rules (``bad_timestamp``, ``absurd_timestamp``, ``late``) are the job's own.
+    the time rules (``bad_timestamp``, ``absurd_timestamp``, ``future_timestamp`` against the
+    broker's append time ``src_ts_s``, ``late`` against the host's progress) are the job's own.
     Order (first failure wins): corrupt, missing, lengths, time, values in contract order.
     One ``WHEN`` per field, and one per array of objects (skipped by one null test where the
     event has no such array): the generated code must stay small, since the whole CASE is one
@@ -232,6 +253,9 @@ def reason_sql(watermark_epoch_s: float | None = None) -> str:
             _quoted("absurd_timestamp"),
         )
     )
+    whens.append(
+        (f"src_ts_s IS NOT NULL AND ts_s > src_ts_s + {MAX_SKEW_S}", _quoted("future_timestamp"))
+    )
     arrays: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {}
     for rule in rules:
         ok, checks = _value_checks(rule, _column(rule))
@@ -251,8 +275,7 @@ def reason_sql(watermark_epoch_s: float | None = None) -> str:
                 f"e.`{cond}` IS NOT NULL AND NOT ({all_ok})",
                 _labelled([c for _, checks in items for c in checks]),
             )
-    if watermark_epoch_s is not None:
-        whens.append((f"ts_s < {int(watermark_epoch_s)}", _quoted("late")))
+    whens.append((f"{LATE_BEFORE} IS NOT NULL AND ts_s < {LATE_BEFORE}", _quoted("late")))
     body = " ".join(f"WHEN {cond} THEN {label}" for cond, label in whens)
     return f"CASE {body} ELSE CAST(NULL AS STRING) END"
 
@@ -269,9 +292,9 @@ def explain_rejects(rejects: DataFrame) -> DataFrame:
     )
 
 
-def with_reason(parsed: DataFrame, watermark_epoch_s: float | None = None) -> DataFrame:
+def with_reason(parsed: DataFrame, late_before: Mapping[str, float] | None = None) -> DataFrame:
     """``check`` with every reason spelled out (what the dead-letter topic carries)."""
-    return explain_rejects(check(parsed, watermark_epoch_s))
+    return explain_rejects(check(parsed, late_before))
 
 
 # Flat event columns (SQL over the parsed struct ``e``): as expression text, one JVM call each.
@@ -279,6 +302,8 @@ PLAIN = (
     "run_id", "user_id", "model_name", "interval_s", "seq", "cpu_utilization_pct",
     "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb", "disk_read_bytes",
     "disk_write_bytes", "schedule_decision_id", "epoch", "step", "cpu_host_energy_j",
+    # the collector's prediction (carbonpipe.core.aggregates: the latest value per window)
+    "predicted_energy_kwh", "predicted_co2_g", "predicted_epochs", "predicted_kwh_per_epoch",
 )  # fmt: skip
 
 

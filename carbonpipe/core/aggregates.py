@@ -21,7 +21,7 @@ from typing import Literal
 
 from carbonpipe.core.units import J_PER_KWH
 
-Merge = Literal["sum", "max", "min", "last"]
+Merge = Literal["sum", "max", "min", "last", "xor"]
 DEVICES = ("cpu", "gpu", "ram")
 
 
@@ -88,6 +88,11 @@ AGGREGATES: tuple[Aggregate, ...] = (
     Aggregate("last_ts_s", "max(ts_s)", "max", "s since epoch", shown=False),
     Aggregate("min_seq", "min(seq)", "min", "seq", shown=False),
     Aggregate("max_seq", "max(seq)", "max", "seq", shown=False),
+    # With min/max_seq: is a partial's seq set exactly min..max? (spark_jobs/dedupe.py)
+    Aggregate("n_seq", "count(seq)", "sum", "events", shown=False,
+              doc="events carrying a seq (older collectors send none)"),
+    Aggregate("seq_sum", "sum(seq)", "sum", "seq", shown=False),
+    Aggregate("seq_xor", "bit_xor(seq)", "xor", "seq", shown=False),
     Aggregate("sum_cpu_utilization_pct", "sum(cpu_utilization_pct)", "sum", "% x events",
               shown=False, doc="numerator of mean_cpu_utilization_pct"),
     Aggregate("max_gpu_mem_used_mb", "max(gpu_mem_used_mb)", "max", "MB", shown=False),

@@ -95,7 +95,7 @@ def test_every_declared_aggregate_survives_the_window_and_run_merges() -> None:
 
     first = {a.name: 3.0 for a in AGGREGATES}
     second = {a.name: 5.0 for a in AGGREGATES}
-    want = {"sum": 8.0, "max": 5.0, "min": 3.0, "last": 5.0}
+    want = {"sum": 8.0, "max": 5.0, "min": 3.0, "last": 5.0, "xor": 3 ^ 5}
     w1 = merge_window(None, part(**first), 1)
     w2 = merge_window(w1, part(**second), 2)
     runs = run_parts([part(**first), part(host="h2", **second)])

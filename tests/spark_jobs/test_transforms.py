@@ -70,8 +70,8 @@ def test_each_kind_of_bad_input_gets_its_reason(spark: Any) -> None:
         ({**SEED, "gpus": [{"method": "measured"}, {}]}, None),
         ({**SEED, "gpus": [{"method": "guessed"}]}, "bad_value:gpus/method"),
     ]
-    watermark = 1760451000  # 2025-10-14T14:10:00Z
-    df = T.with_reason(T.parse(kafka_rows(spark, [v for v, _ in cases])), watermark)
+    late_before = {"unknown": 1760451000}  # 2025-10-14T14:10:00Z, for the host-less seed
+    df = T.with_reason(T.parse(kafka_rows(spark, [v for v, _ in cases])), late_before)
     got = {r["src_offset"]: r["reason"] for r in df.select("src_offset", "reason").collect()}
     assert [got[i] for i in range(len(cases))] == [r for _, r in cases]
 
@@ -148,3 +148,47 @@ def test_event_time_fast_path_agrees_with_the_general_parser(spark: Any) -> None
     assert got[: len(same_instant)] == [expected_s] * len(same_instant)
     assert got[-2] == expected_s  # fractional seconds, same second
     assert got[-1] is None  # unparseable: null, reported as bad_timestamp by the rules
+
+
+def test_time_rules_use_the_broker_clock_and_each_hosts_own_progress(spark: Any) -> None:
+    """A future-dated event is judged against the time the broker appended it, and lateness
+    against its own host's progress: host b's old event is late, host a's is not."""
+    from datetime import datetime
+
+    from spark_jobs import transforms as T
+
+    broker = datetime(2025, 10, 14, 14, 30, 0)  # the record's append time (UTC session)
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({**SEED, "host": "a", "timestamp": "2025-10-14T14:34:00Z"}, None),  # 4 min ahead: ok
+        ({**SEED, "host": "a", "timestamp": "2025-10-14T14:36:00Z"}, "future_timestamp"),
+        ({**SEED, "host": "a", "timestamp": "2025-10-15T13:00:00Z"}, "future_timestamp"),
+        ({**SEED, "host": "a", "timestamp": "2025-10-14T12:00:00Z"}, None),  # a: no progress
+        ({**SEED, "host": "b", "timestamp": "2025-10-14T12:00:00Z"}, "late"),
+        ({**SEED, "host": "b", "timestamp": "2025-10-14T14:00:00Z"}, None),
+    ]
+    rows = [("t", 0, i, broker, json.dumps(v).encode()) for i, (v, _) in enumerate(cases)]
+    raw = spark.createDataFrame(
+        rows, "topic string, partition int, offset long, timestamp timestamp, value binary"
+    )
+    late_before = {"b": 1760450400}  # 2025-10-14T14:00:00Z: b's newest minus its lateness
+    got = {r["src_offset"]: r["reason"]
+           for r in T.with_reason(T.parse(raw), late_before).collect()}  # fmt: skip
+    assert [got[i] for i in range(len(cases))] == [r for _, r in cases]
+
+
+def test_every_declared_aggregate_is_computed_from_the_normalised_events(spark: Any) -> None:
+    """An aggregate may only read columns ``normalise``/``with_intensity`` produce: a missing
+    one fails here, not in the running job."""
+    from carbonpipe.core.aggregates import AGGREGATES
+    from spark_jobs import transforms as T
+
+    fallback = spark.createDataFrame([("DE", 400.0, "test")],
+                                     "zone string, fb_g_per_kwh double, fb_source string")
+    slots = spark.createDataFrame([], "zone string, slot_s long, seg_start_s long, "
+                                      "seg_end_s long, ref_g_per_kwh double, ref_provider string, "
+                                      "ref_kind string")  # fmt: skip
+    valid = T.check(T.parse(kafka_rows(spark, [{**SEED, "seq": 3}]))).where("reason IS NULL")
+    enriched = T.with_intensity(T.normalise(valid), slots, fallback, 475.0)
+    (row,) = T.windows(enriched, 60).collect()
+    assert {a.name for a in AGGREGATES} <= set(row.asDict())
+    assert row["n_seq"] == 1 and row["seq_sum"] == 3 and row["seq_xor"] == 3
