@@ -92,12 +92,20 @@ def reachable(bootstrap: str, timeout_s: float = 1.0) -> str | None:
 
 
 class KafkaSink:
-    """kafka-python producer: acks=all, key=run_id, small linger, ordered retries.
+    """kafka-python producer: idempotent, acks=all, key=run_id, small linger, ordered retries.
 
     max_in_flight_requests_per_connection=1 keeps order within a partition across retries.
-    On a failed batch the producer is closed at once (unsent records aborted) so that
-    nothing it still holds is delivered behind the spool's back; a new one is made on the
-    next attempt.
+
+    The producer is kept across failures where that is safe (H3): the idempotent producer
+    de-duplicates only its own retries, so a new producer re-sending the spool turns every
+    ack lost in flight into a duplicate in Kafka. A batch whose records all resolved (acked
+    or failed: the producer holds none of them any more) keeps the producer; the next attempt
+    first checks the broker is reachable (``check``) and otherwise spools without waiting. The
+    producer is closed (unsent records aborted, so nothing it holds lands behind the spool's
+    back) only when a record is still unresolved after the flush, when ``send`` itself raised,
+    or after MAX_FAILED_BATCHES failed batches in a row with the broker reachable (a producer
+    the broker no longer accepts, e.g. an unknown producer id after the broker lost its log).
+    Duplicates that still reach Kafka are removed by the job on (host, run_id, seq).
 
     Why a broker that is away costs ~1 s, not 30: before a producer is made, ``check`` opens a
     plain TCP connection (``reachable``, ``connect_timeout_s``); and the producer's own
@@ -106,6 +114,8 @@ class KafkaSink:
     30 s bootstraps, one for the first event and one for the replay at close. The state is
     said once on stderr when it changes (unreachable, reachable again), not per batch.
     """
+
+    MAX_FAILED_BATCHES = 3
 
     def __init__(
         self,
@@ -119,10 +129,12 @@ class KafkaSink:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._producer: Any = None
+        self.producers_made = 0
+        self._failed_batches = 0  # in a row, with the current producer
         self.down_reason: str | None = None  # last known: None = reachable or not yet tried
 
     def _say(self, text: str) -> None:
-        print(f"carbonpipe collector: {text}", file=sys.stderr, flush=True)
+        _say(text)
 
     def check(self) -> bool:
         """Is the broker reachable now? Says so on stderr when that changed."""
@@ -140,9 +152,11 @@ class KafkaSink:
     def _make(self) -> Any:
         from kafka import KafkaProducer  # lazy: --stdout and tests never import kafka
 
+        self.producers_made += 1
         return KafkaProducer(
             bootstrap_servers=self.bootstrap.split(","),
             acks="all",
+            enable_idempotence=True,  # the default in kafka-python 3, said for older pins
             linger_ms=5,
             retries=5,
             max_in_flight_requests_per_connection=1,
@@ -154,32 +168,45 @@ class KafkaSink:
         )
 
     def send(self, events: list[Event]) -> int:
-        ok = 0
+        if (self._producer is None or self._failed_batches) and not self.check():
+            return 0  # away: spool at once, keep the producer for when it is back
+        futures = []
         try:
             if self._producer is None:
-                if not self.check():
-                    return 0
                 self._producer = self._make()
-            futures = [
-                self._producer.send(
-                    self.topic,
-                    key=str(e["run_id"]).encode(),
-                    value=json.dumps(e, separators=(",", ":")).encode(),
+            for e in events:
+                futures.append(
+                    self._producer.send(
+                        self.topic,
+                        key=str(e["run_id"]).encode(),
+                        value=json.dumps(e, separators=(",", ":")).encode(),
+                    )
                 )
-                for e in events
-            ]
-            with contextlib.suppress(Exception):  # judged per record below
-                self._producer.flush(timeout=self.timeout_s)
-            for f in futures:  # the acknowledged prefix; order holds (1 request in flight)
-                if not f.is_done or f.failed():
-                    raise RuntimeError(f"record {ok} not acknowledged: {f.exception}")
-                ok += 1
-        except Exception as exc:  # any failure: spool the rest, retry later
-            self._say(
-                f"kafka send failed after {ok}/{len(events)} "
-                f"({type(exc).__name__}: {exc}); spooling"
-            )
+        except Exception as exc:  # records may sit in the producer: drop it with them
+            self._say(f"kafka send failed ({type(exc).__name__}: {exc}); spooling")
             self._drop_producer()
+            return 0
+        with contextlib.suppress(Exception):  # judged per record below
+            self._producer.flush(timeout=self.timeout_s)
+        ok = 0
+        for f in futures:  # the acknowledged prefix; order holds (1 request in flight)
+            if not f.is_done or f.failed():
+                break
+            ok += 1
+        if ok == len(events):
+            self._failed_batches = 0
+            return ok
+        self._failed_batches += 1
+        first = futures[ok]
+        why = f"{first.exception}" if first.is_done else "not acknowledged in time"
+        unresolved = any(not f.is_done for f in futures)
+        if unresolved or self._failed_batches >= self.MAX_FAILED_BATCHES:
+            self._say(f"kafka send failed after {ok}/{len(events)} ({why}); spooling, "
+                      "new producer next time")
+            self._drop_producer()
+        else:
+            self._say(f"kafka send failed after {ok}/{len(events)} ({why}); spooling, "
+                      "keeping the producer")
         return ok
 
     def _drop_producer(self) -> None:
@@ -187,6 +214,7 @@ class KafkaSink:
             with contextlib.suppress(Exception):  # already broken
                 self._producer.close(timeout=0)
         self._producer = None
+        self._failed_batches = 0
 
     def close(self) -> None:
         if self._producer is not None:
@@ -293,8 +321,12 @@ class Publisher:
             pass
         return [e for e in out if "__wake__" not in e]
 
+    def _next_backoff(self, current_s: float) -> float:
+        """Doubling, from BACKOFF_MIN_S to BACKOFF_MAX_S."""
+        return min(self.BACKOFF_MAX_S, max(self.BACKOFF_MIN_S, current_s * 2))
+
     def _failed(self) -> None:
-        self._backoff = min(self.BACKOFF_MAX_S, max(self.BACKOFF_MIN_S, self._backoff * 2))
+        self._backoff = self._next_backoff(self._backoff)
         self._retry_at = time.monotonic() + self._backoff
 
     def _send(self, events: list[Event]) -> int:
@@ -355,7 +387,7 @@ class Publisher:
             self._disk_error = None
 
     def _disk_failed(self, exc: OSError) -> None:
-        self._disk_backoff = min(self.BACKOFF_MAX_S, max(self.BACKOFF_MIN_S, self._disk_backoff * 2))
+        self._disk_backoff = self._next_backoff(self._disk_backoff)
         self._disk_retry_at = time.monotonic() + self._disk_backoff
         why = f"{type(exc).__name__}: {exc}"
         if why != self._disk_error:  # said when the state changes, not per retry
