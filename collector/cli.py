@@ -23,6 +23,7 @@ forwarded, because the terminal already delivers Ctrl-C to CMD (same process gro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -340,7 +341,8 @@ def flush_spool(settings: Any) -> int:
                 sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
                 pub = Publisher(sink, spool, dropped_before=lock.dropped_before())
                 n = pub.close(timeout_s=30.0)
-                lock.save_dropped(pub.dropped_events)
+                with contextlib.suppress(OSError):  # the count only; the events are sent
+                    lock.save_dropped(pub.dropped_events)
                 print(f"{label}: {n} events left", file=sys.stderr)
                 left += n
             else:

@@ -257,6 +257,7 @@ class Publisher:
     BACKOFF_MAX_S = 10.0
     # one hour of samples at the default 1 s interval, ~1 KB each: a few MB at most
     TAIL_MAX_EVENTS = 3600
+    LOSS_SAY_EVERY_S = 60.0
 
     def __init__(
         self,
@@ -276,6 +277,7 @@ class Publisher:
         self._dropped_before = dropped_before
         self._lost = 0  # by this publisher itself (bounds, exit); the spool counts its own
         self._lost_lock = threading.Lock()
+        self._loss_said = ("", 0.0)  # (reason, when) last said
         self._closing = threading.Event()
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -306,9 +308,15 @@ class Publisher:
             self._lose(1, f"the delivery queue is full ({self.tail_max_events} events)")
 
     def _lose(self, n: int, why: str) -> None:
+        """Count ``n`` lost events; said on stderr when the reason changes, else at most
+        every LOSS_SAY_EVERY_S (a disk full for hours must not flood the job's terminal)."""
         with self._lost_lock:
             self._lost += n
-        _say(f"LOST {n} events: {why} (this run: {self.dropped_events} lost so far; later "
+            now = time.monotonic()
+            if why == self._loss_said[0] and now - self._loss_said[1] < self.LOSS_SAY_EVERY_S:
+                return
+            self._loss_said = (why, now)
+        _say(f"LOST events: {why} (this run: {self.dropped_events} lost so far; later "
              "events carry dropped_events)")
 
     def _drain(self, wait_s: float) -> list[Event]:
@@ -356,8 +364,12 @@ class Publisher:
         """Behind everything unsent: into the tail, which goes to the spool when it can."""
         self._tail.extend(events)
         self._spill()
+
+    def _bound_tail(self) -> None:
+        """After a replay attempt (the tail may just have been sent): keep the newest
+        ``tail_max_events``, as the spool's full rule does."""
         over = len(self._tail) - self.tail_max_events
-        if over > 0:  # keep the newest, as the spool's full rule does
+        if over > 0:
             for _ in range(over):
                 self._tail.popleft()
             self._lose(over, f"the spool cannot be written ({self._disk_error}) and memory "
@@ -450,6 +462,7 @@ class Publisher:
                     events = []
                 self._spill()
                 self._replay()
+                self._bound_tail()
             except Exception as exc:  # nothing may end delivery (H6): say it, back off, go on
                 _say(f"delivery error ({type(exc).__name__}: {exc}); retrying")
                 if events:
