@@ -244,7 +244,8 @@ class Publisher:
     disk takes it again (retried with the same 1-10 s backoff, halving the batch down to one
     event, so a per-file limit is met too), and sent straight from memory when the spool is
     empty or unreadable. It is bounded (``tail_max_events``, as is the queue from the sampling
-    thread): past the bound the oldest events go, as with the spool's own full rule.
+    thread): past the bound the oldest events go, as with the spool's own full rule. Memory
+    is at most 2 x ``tail_max_events`` + ``batch_max`` events (queue, tail, a batch in hand).
 
     Every event lost on the way (tail or queue overflow, the spool's full rule, torn lines,
     what memory still held at exit) counts in ``dropped_events``, cumulative per run
