@@ -108,20 +108,23 @@ class Spool:
         try:
             _write_all(fd, data)
             os.fsync(fd)
-        except OSError:
-            self._undo_write(fd, start)
+        except OSError as exc:
+            self._undo_write(fd, start, exc)
             raise
         self.pending += len(events)
         self._after_write(start + len(data))
 
-    def _undo_write(self, fd: int, start: int) -> None:
+    def _undo_write(self, fd: int, start: int, error: OSError) -> None:
         """Cut a failed batch off again (truncating frees space, so it works on a full disk)
-        and start the next batch in a new segment unless this one is empty."""
+        and start the next batch in a new segment unless this one is empty (said once per
+        segment; the caller says what it does with the batch)."""
         try:
             os.ftruncate(fd, start)
         except OSError as exc:  # a torn tail stays: replay skips it as corrupt
             self._warn(f"could not cut a failed write off {self._active} ({exc})")
         if start > 0:
+            self._warn(f"spool write failed in {self._active} ({error}); the next batch goes "
+                       "to a new segment")
             self._close_active()
 
     def _after_write(self, end: int) -> None:
