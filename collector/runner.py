@@ -393,7 +393,9 @@ class Collector:
 
     def result(self) -> RunResult | None:
         """The run's figures so far (complete after ``stop``/``wait``)."""
-        return self.report.result(self.left_in_spool) if self.report else None
+        if self.report is None:
+            return None
+        return self.report.result(self.left_in_spool, self.publisher.dropped_events)
 
     def wait(self) -> None:
         """Block until the loop ended by itself (watched process gone) or was stopped."""

@@ -26,6 +26,7 @@ import pytest
 
 from carbonpipe.core.config import REPO_ROOT, Settings
 from carbonpipe.services import stack
+from tests.spark_jobs.pipeline_harness import consume_all
 
 FSIZE_LIMIT_BYTES = 64 * 1024
 
@@ -60,22 +61,6 @@ class StderrLog:
 
     def join(self) -> None:
         self._thread.join(10)
-
-
-def _topic_events(settings: Settings, run_id: str) -> list[dict[str, Any]]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        settings.metrics_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return [e for e in (json.loads(m.value) for m in consumer) if e["run_id"] == run_id]
-    finally:
-        consumer.close()
 
 
 @pytest.mark.fault
@@ -125,7 +110,9 @@ def test_collector_survives_a_full_spool_disk(private_kafka: Settings, tmp_path:
     lost = re.search(r"(\d+) events of this run were lost", err)
     dropped = int(lost.group(1)) if lost else 0
 
-    events = _topic_events(settings, run_id)
+    print(err)  # shown with -s or on failure: what the collector said
+    records = consume_all(settings, settings.metrics_topic, timeout_s=5)
+    events = [e for e in (json.loads(m.value) for m in records) if e["run_id"] == run_id]
     seen: dict[int, str] = {}
     for e in events:  # a duplicate is allowed (at-least-once), a reused seq is not
         assert seen.setdefault(e["seq"], e["timestamp"]) == e["timestamp"], "a reused seq"
