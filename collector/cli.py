@@ -23,6 +23,7 @@ forwarded, because the terminal already delivers Ctrl-C to CMD (same process gro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -314,28 +315,42 @@ def _on_signals(handler: Any) -> None:
 
 
 def flush_spool(settings: Any) -> int:
-    """Replay every unlocked run spool to Kafka; exit 0 when all were sent."""
-    from carbonpipe.core.config import ConfigError
+    """Replay every unlocked run spool to Kafka; exit 0 when all were sent.
+
+    Every folder under the spool root is a run's (``runner.safe_name``: never hidden, one
+    level), including folders of older collectors without a ``run_id`` file; a folder a live
+    collector holds is skipped (that collector replays it), one that cannot be read is said
+    and skipped. The lost-event count of the run is kept cumulative (``RunLock``).
+    """
+    from carbonpipe.core.errors import CarbonpipeError
     from collector.publish import KafkaSink, Publisher
     from collector.runner import RunLock
     from collector.spool import Spool
 
     root = settings.spool_dir
     left = 0
-    for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
         try:
             lock = RunLock(run_dir)
-        except ConfigError:
+        except CarbonpipeError:
             continue  # a live collector owns it and replays it itself
+        label = lock.stored_run_id() or run_dir.name
         try:
             spool = Spool(run_dir / "segments", int(settings.spool_max_mb * 2**20))
             if spool.pending:
                 sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
-                n = Publisher(sink, spool).close(timeout_s=30.0)
-                print(f"{run_dir.name}: {n} events left", file=sys.stderr)
+                pub = Publisher(sink, spool, dropped_before=lock.dropped_before())
+                n = pub.close(timeout_s=30.0)
+                with contextlib.suppress(OSError):  # the count only; the events are sent
+                    lock.save_dropped(pub.dropped_events)
+                print(f"{label}: {n} events left", file=sys.stderr)
                 left += n
             else:
                 spool.close()
+        except OSError as exc:
+            print(f"{label}: cannot read {run_dir} ({exc}); fix its permissions or disk and "
+                  "run --flush-spool again", file=sys.stderr)
+            left += 1
         finally:
             lock.release()
     return 0 if left == 0 else 1

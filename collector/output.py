@@ -210,9 +210,10 @@ class RunReport:
     def close(self) -> None:
         return None
 
-    def result(self, left_in_spool: int = 0) -> RunResult:
+    def result(self, left_in_spool: int = 0, dropped_events: int = 0) -> RunResult:
         with self._lock:
             p = self.predictor.prediction
             return run_result(
-                self.totals, self.intensity, left_in_spool, p.event_fields() if p else None
+                self.totals, self.intensity, left_in_spool, p.event_fields() if p else None,
+                dropped_events,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -122,15 +123,35 @@ def _in_child(fn: Callable[[], str]) -> str:
     return text
 
 
+PLAIN_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}")
+RUN_ID_FILE = "run_id"  # in each run's spool folder: the real run id (UTF-8)
+SEQ_FILE = "seq"
+DROPPED_FILE = "dropped_events"
+
+
 def safe_name(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:120] or "run"
+    """The run's spool folder name: one path component, never hidden, distinct per run id.
+
+    A plain id (ASCII letters, digits and ``._-``, not starting with ``.``, at most 120
+    characters) is its own name, as it always was, so folders of older collectors still match.
+    Any other id (``.``, ``..``, ``a/b``, 130 characters, Cyrillic) gets a readable prefix,
+    ``+`` and 16 hex digits of its SHA-256: ``+`` never occurs in a plain id, so the two kinds
+    never meet, and the hash separates ids that read alike (``a/b`` and ``a_b``; ids sharing
+    their first 120 characters). The folder's ``run_id`` file keeps the real id
+    (``RunLock``), for ``--flush-spool`` and to catch a collision.
+    """
+    if PLAIN_RUN_ID.fullmatch(run_id):
+        return run_id
+    prefix = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40].lstrip(".") or "run"
+    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{prefix}+{digest}"
 
 
 def check_new_run(settings: Settings, run_id: str, resume: bool) -> None:
     """Unless ``resume``: refuse a run id this host already collected (its spool folder holds
     a seq file). Re-using one used to continue the earlier run silently (seq went on)."""
     run_dir = settings.spool_dir / safe_name(run_id)
-    if not resume and ((run_dir / "seq").exists() or (run_dir / "segments").exists()):
+    if not resume and ((run_dir / SEQ_FILE).exists() or (run_dir / "segments").exists()):
         raise UserError(
             f"run id {run_id!r} was already collected on this host ({run_dir}); pass "
             "--resume (track: resume=True) to continue it, or another --run-id (or none, "
@@ -141,14 +162,22 @@ def check_new_run(settings: Settings, run_id: str, resume: bool) -> None:
 class RunLock:
     """flock on <spool>/lock, and the run's next seq so a restarted collector continues it.
 
-    The seq file is written once per SEQ_BLOCK samples, holding the end of the block being
-    used, and exactly at a clean stop: after a crash the next collector skips to the block's
-    end (a gap, never a repeated seq) without a file write every sample.
+    The seq file holds the end of the block of seqs reserved for use (written before the
+    first seq of the block is emitted), and the exact next seq after a clean stop: after a
+    crash the next collector starts at the block's end (a gap, never a repeated seq) without a
+    file write every sample. Writes are atomic and fsync'd (``atomic_write_text``): a crash
+    at any point leaves the old reservation or the new one, both at or above every seq
+    emitted. A seq file that exists but holds no number is refused, never read as 0.
+
+    ``run_id`` (the collector; ``--flush-spool`` passes none) is written to the folder's
+    ``run_id`` file, and a folder that names another run is refused (a folder-name
+    collision). The count of events lost so far (``dropped_events``) is kept beside the seq,
+    so it stays cumulative across collectors of the run.
     """
 
     SEQ_BLOCK = 100
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, run_id: str | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory
         self._fh: IO[str] = open(directory / "lock", "a+", encoding="ascii")  # noqa: SIM115
@@ -161,25 +190,101 @@ class RunLock:
                 "one collector per host counts each device once"
             ) from None
         self._reserved = -1
+        self._write_error: str | None = None
+        self._dropped_saved = self.dropped_before()
+        if run_id is not None:
+            try:
+                self._claim(run_id)
+            except BaseException:
+                self.release()
+                raise
+
+    def _claim(self, run_id: str) -> None:
+        known = self.stored_run_id()
+        if known is None:
+            try:
+                atomic_write_text(self.dir / RUN_ID_FILE, run_id, fsync=True)
+            except OSError as exc:  # a full disk must not stop the measurement
+                _warn(f"could not record the run id in {self.dir}", exc)
+        elif known != run_id:
+            raise UserError(
+                f"spool folder {self.dir} belongs to run {known!r}, not {run_id!r}; pass "
+                "another --run-id (or move that folder away after `carbonpipe collect "
+                "--flush-spool`)"
+            )
+
+    def stored_run_id(self) -> str | None:
+        """The run id this folder was made for; None for folders of older collectors."""
+        try:
+            return (self.dir / RUN_ID_FILE).read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            return None
 
     def next_seq(self) -> int:
+        """The first seq this collector may emit: 0 for a new run, else the seq file's."""
+        path = self.dir / SEQ_FILE
         try:
-            return int((self.dir / "seq").read_text(encoding="ascii"))
+            text = path.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            text = f"<unreadable: {exc}>"
+        if text.strip().isdigit():
+            return int(text)
+        raise UserError(
+            f"{path} holds {text[:40]!r}, not the run's next seq: starting again at 0 would "
+            "re-use seqs the pipeline already has (and then drops as duplicates). Write a "
+            "number above every seq this run sent into that file (e.g. the highest seq in "
+            "Kafka + 1), or collect under another --run-id"
+        )
+
+    def dropped_before(self) -> int:
+        """``dropped_events`` of earlier collectors of this run (0 when unknown)."""
+        try:
+            return max(0, int((self.dir / DROPPED_FILE).read_text(encoding="ascii")))
         except (OSError, ValueError):
             return 0
 
+    def save_dropped(self, dropped_events: int) -> None:
+        if dropped_events != self._dropped_saved:
+            atomic_write_text(self.dir / DROPPED_FILE, str(dropped_events), fsync=True)
+            self._dropped_saved = dropped_events
+
     def _write_seq(self, value: int) -> None:
-        atomic_write_text(self.dir / "seq", str(value), fsync=True)
+        atomic_write_text(self.dir / SEQ_FILE, str(value), fsync=True)
 
-    def reserve(self, seq: int) -> None:
-        """Called before emitting ``seq``: persist a new block end when ``seq`` reaches it."""
-        if seq >= self._reserved:
-            self._reserved = seq + self.SEQ_BLOCK
-            self._write_seq(self._reserved)
+    def reserve(self, seq: int, dropped_events: int = 0) -> bool:
+        """Called before emitting ``seq``; True when it may be emitted.
 
-    def save_seq(self, next_seq: int) -> None:
-        """Clean stop: the exact next seq."""
-        self._write_seq(next_seq)
+        The reservation is renewed half a block early, so a write that fails (full disk) is
+        retried for SEQ_BLOCK/2 samples while seqs already reserved on disk are used. Once
+        they run out it says False: the sample waits (the next one covers its interval, so
+        its energy is not lost) rather than emit a seq a crash could hand out again.
+        """
+        if seq + self.SEQ_BLOCK // 2 >= self._reserved:
+            try:
+                self._write_seq(seq + self.SEQ_BLOCK)
+                self._reserved = seq + self.SEQ_BLOCK
+                self.save_dropped(dropped_events)
+            except OSError as exc:
+                if str(exc) != self._write_error:
+                    _warn(
+                        f"could not reserve seqs in {self.dir / SEQ_FILE} (once the reserved "
+                        "ones run out, samples wait for it; free space on that disk)",
+                        exc,
+                    )
+                self._write_error = str(exc)
+            else:
+                self._write_error = None
+        return seq < self._reserved
+
+    def save_seq(self, next_seq: int, dropped_events: int = 0) -> None:
+        """Clean stop: the exact next seq (on a failed write the reservation stays: a gap)."""
+        try:
+            self._write_seq(next_seq)
+            self.save_dropped(dropped_events)
+        except OSError as exc:
+            _warn(f"could not save the next seq in {self.dir / SEQ_FILE}", exc)
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -226,8 +331,8 @@ class Collector:
 
     def _safe_sample(self, event_type: str) -> None:
         try:
-            if self.lock:
-                self.lock.reserve(self.sampler.seq)
+            if self.lock and not self.lock.reserve(self.sampler.seq, self.publisher.dropped_events):
+                return  # no durable seq reservation (RunLock.reserve): the next sample covers it
             event = self.sampler.sample(event_type)
             event.update(self._annotations)
             self.publisher.publish(event)
@@ -265,9 +370,9 @@ class Collector:
                     break
         finally:
             self._safe_sample("end")
-            if self.lock:
-                self.lock.save_seq(self.sampler.seq)
             self.left_in_spool = self.publisher.close()
+            if self.lock:
+                self.lock.save_seq(self.sampler.seq, self.publisher.dropped_events)
             for obs in self.observers:
                 try:
                     obs.close()
@@ -288,7 +393,9 @@ class Collector:
 
     def result(self) -> RunResult | None:
         """The run's figures so far (complete after ``stop``/``wait``)."""
-        return self.report.result(self.left_in_spool) if self.report else None
+        if self.report is None:
+            return None
+        return self.report.result(self.left_in_spool, self.publisher.dropped_events)
 
     def wait(self) -> None:
         """Block until the loop ended by itself (watched process gone) or was stopped."""
@@ -335,7 +442,7 @@ def build_collector(
     pid = os.getpid() if pid is None else pid
     tree = ProcessTree(pid)
     check_new_run(settings, run_id, resume)
-    lock = RunLock(settings.spool_dir / safe_name(run_id))
+    lock = RunLock(settings.spool_dir / safe_name(run_id), run_id)
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     tdp = lookup_tdp(cpu_model_name(), settings.cpu_tdp_w, threads, sockets())
     try:
@@ -362,7 +469,7 @@ def build_collector(
             else:
                 sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
         spool = Spool(lock.dir / "segments", int(settings.spool_max_mb * 2**20))
-        publisher = Publisher(sink, spool)
+        publisher = Publisher(sink, spool, dropped_before=lock.dropped_before())
     except BaseException:
         lock.release()
         raise

@@ -9,10 +9,20 @@ Full-spool rule (keep the newest data): when the segments exceed ``max_bytes``, 
 whole segment (at most 1/8 of the budget) is deleted, even if unsent; every such drop is
 printed to stderr and added to ``dropped_events``. The newest segment is never dropped.
 A line that does not parse (torn write at a crash) is skipped and counted in ``corrupt``.
+
+Disk errors (ENOSPC, EIO, EACCES, EFBIG): ``append`` raises ``OSError`` and leaves the spool as
+it was (the failed batch is cut off again with ``ftruncate``, so it is never half in the spool
+and half in the caller's hands); the caller keeps the batch (``Publisher``'s in-memory tail)
+and tries again later. After a failed write the next batch goes to a new segment, so a
+per-file limit (RLIMIT_FSIZE, EFBIG) costs one segment, not the spool. Bookkeeping after a
+write that did land (cursor, segment deletion, size bound) never raises: the in-memory state
+is authoritative and the file catches up at the next commit; a crash in between replays
+events already sent (a duplicate, never a loss).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -82,31 +92,67 @@ class Spool:
 
     # ------------------------------------------------------------------ writing
     def append(self, events: list[dict[str, Any]]) -> None:
-        """Write a batch and fsync it; then enforce the size bound (drop oldest)."""
+        """Write a batch and fsync it; then enforce the size bound (drop oldest).
+
+        Raises ``OSError`` when the batch could not be made durable; nothing of it then stays
+        in the spool (see the module doc), so the caller may keep and retry all of it.
+        """
         if not events:
             return
+        data = b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
         if self._fh is None or self._active is None or not self._active.exists():
             self._open_new()
         assert self._fh is not None
-        data = b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
-        self._fh.write(data)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        fd = self._fh.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            self._undo_write(fd, start, exc)
+            raise
         self.pending += len(events)
-        if self._fh.tell() >= self.segment_bytes:
+        self._after_write(start + len(data))
+
+    def _undo_write(self, fd: int, start: int, error: OSError) -> None:
+        """Cut a failed batch off again (truncating frees space, so it works on a full disk)
+        and start the next batch in a new segment unless this one is empty (said once per
+        segment; the caller says what it does with the batch)."""
+        try:
+            os.ftruncate(fd, start)
+        except OSError as exc:  # a torn tail stays: replay skips it as corrupt
+            self._warn(f"could not cut a failed write off {self._active} ({exc})")
+        if start > 0:
+            self._warn(f"spool write failed in {self._active} ({error}); the next batch goes "
+                       "to a new segment")
             self._close_active()
-        self._enforce_bound()
+
+    def _after_write(self, end: int) -> None:
+        """Rotation and the size bound: the batch is durable, so these must not raise."""
+        try:
+            if end >= self.segment_bytes:
+                self._close_active()
+            self._enforce_bound()
+        except OSError as exc:
+            self._warn(f"spool bookkeeping failed in {self.dir} ({exc}); retried later")
+
+    def _warn(self, text: str) -> None:
+        print(f"carbonpipe collector: {text}", file=sys.stderr, flush=True)
 
     def _open_new(self) -> None:
         self._close_active()
-        self._active = self._new_segment()
-        self._fh = open(self._active, "ab")  # noqa: SIM115 - kept open across batches
+        self.dir.mkdir(parents=True, exist_ok=True)  # deleted under us: make it again
+        active = self._new_segment()
+        # unbuffered: a failed write must not stay in a buffer and land with the next batch
+        self._fh = open(active, "ab", buffering=0)  # noqa: SIM115 - kept open across batches
+        self._active = active
         if not self._cursor[0]:
             self._cursor = (self._active.name, 0)
 
     def _close_active(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):  # unbuffered: nothing is lost by a failed close
+                self._fh.close()
         self._fh = None
 
     def _enforce_bound(self) -> None:
@@ -178,15 +224,24 @@ class Spool:
         )
 
     def commit(self, n: int) -> None:
-        """Mark the first ``n`` peeked events as delivered; delete consumed segments."""
+        """Mark the first ``n`` peeked events as delivered; delete consumed segments.
+
+        The in-memory cursor moves first and is what this process replays from; a failure to
+        persist it (full disk) is said and retried at the next commit. A crash before that
+        replays the batch again (duplicates, which the job removes by (host, run_id, seq)).
+        """
         if n <= 0 or not self._peeked:
             return
         n = min(n, len(self._peeked))
         self._cursor = self._peeked[n - 1]
         self.pending = max(0, self.pending - n)
         self._peeked = []
-        self._gc()
-        self._save_cursor()
+        try:
+            self._gc()
+            self._save_cursor()
+        except OSError as exc:
+            self._warn(f"could not persist the spool cursor in {self.dir} ({exc}); retried "
+                       "at the next commit (a crash before then re-sends these events)")
 
     def _gc(self) -> None:
         name, off = self._cursor
@@ -205,3 +260,11 @@ class Spool:
 
     def close(self) -> None:
         self._close_active()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may be short near a limit)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -122,6 +122,7 @@ class RunResult:
     events: int
     left_in_spool: int
     prediction: dict[str, Any] | None = None
+    dropped_events: int = 0  # lost before delivery (collector.publish.Publisher), cumulative
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +133,7 @@ def run_result(
     intensity: Intensity,
     left_in_spool: int = 0,
     prediction: Mapping[str, Any] | None = None,
+    dropped_events: int = 0,
 ) -> RunResult:
     kwh = {d: totals.energy_j[d] / J_PER_KWH for d in DEVICES}
     dur = totals.duration_s
@@ -175,6 +177,7 @@ def run_result(
         events=totals.events,
         left_in_spool=left_in_spool,
         prediction=dict(prediction) if prediction else None,
+        dropped_events=dropped_events,
     )
 
 
@@ -218,5 +221,10 @@ def format_summary(r: RunResult, flush_hint: str = "carbonpipe collect --flush-s
         lines.append(
             f"  {r.left_in_spool} events stayed in the spool (Kafka unreachable); "
             f"send them later with `{flush_hint}`"
+        )
+    if r.dropped_events:
+        lines.append(
+            f"  {r.dropped_events} events lost before delivery (spool disk errors or full "
+            "spool: see above); the stream misses their seqs"
         )
     return "\n".join(lines)

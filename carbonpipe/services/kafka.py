@@ -111,7 +111,8 @@ def _java_cmd(layout: Layout, main: list[str]) -> list[str]:
 
 
 def cluster_id() -> str:
-    """Kafka's Uuid text form (url-safe base64, no padding) without a JVM start."""
+    """Kafka's Uuid text form (url-safe base64, no padding) without a JVM start. It may start
+    with ``-``: pass it as ``--cluster-id=ID``, never as a separate argument (an option)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
@@ -122,7 +123,7 @@ def _format_storage(layout: Layout) -> None:
     say(f"kafka: formatting KRaft storage in {data}")
     data.mkdir(parents=True, exist_ok=True)
     cmd = _java_cmd(layout, ["kafka.tools.StorageTool", "format", "--standalone",
-                             "-t", cluster_id(), "-c", str(config_file(layout))])
+                             f"--cluster-id={cluster_id()}", "-c", str(config_file(layout))])
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=layout.kafka)
     if res.returncode != 0:
         raise StackError(f"kafka storage format failed: {(res.stdout + res.stderr).strip()}")
