@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     spark_master: str = "local[2]"
     cold_store_uri: str = ""  # default: <home>/cold
     checkpoint_uri: str = ""  # default: <home>/checkpoints
-    lateness_s: int = Field(default=900, ge=0)
+    # How far behind its own host's newest event an event may arrive and still be counted
+    # (older: dead letter ``late``, replayable). A week: longer than the collector's spool
+    # holds at its default size; late partials merge into windows closed long ago.
+    lateness_s: int = Field(default=7 * 86_400, ge=0)
     window_s: int = Field(default=60, ge=1, le=86_400)
     trigger_s: PositiveS = 2.0
     max_offsets_per_trigger: int = Field(default=2_000_000, ge=1)

@@ -231,6 +231,7 @@ def pipeline(unique_topics: Settings, tmp_path: Path, request: pytest.FixtureReq
         "cold_store_uri": str(tmp_path / "cold"),
         "checkpoint_uri": str(tmp_path / "checkpoints"),
         "trigger_s": 1.0,
+        "lateness_s": 900,  # LATE below is 16 min behind its host
         "cold_events": request.param,
     })  # fmt: skip
 

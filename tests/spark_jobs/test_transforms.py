@@ -69,6 +69,7 @@ def test_each_kind_of_bad_input_gets_its_reason(spark: Any) -> None:
         ({**SEED, "gpus": [{"energy_j": float("nan")}]}, "not_finite:gpus/energy_j"),
         ({**SEED, "gpus": [{"method": "measured"}, {}]}, None),
         ({**SEED, "gpus": [{"method": "guessed"}]}, "bad_value:gpus/method"),
+        ({**SEED, "net_sent_mb": 1e13}, "out_of_range:net_sent_mb"),  # would overflow a cast
     ]
     late_before = {"unknown": 1760451000}  # 2025-10-14T14:10:00Z, for the host-less seed
     df = T.with_reason(T.parse(kafka_rows(spark, [v for v, _ in cases])), late_before)
