@@ -228,17 +228,21 @@ class Collector:
         try:
             if self.lock:
                 self.lock.reserve(self.sampler.seq)
-            event = self.sampler.sample(event_type)
-            event.update(self._annotations)
-            self.publisher.publish(event)
+            events = self.sampler.samples(event_type)  # several after a long freeze
+            for event in events:
+                if self.lock:
+                    self.lock.reserve(event["seq"])
+                event.update(self._annotations)
+                self.publisher.publish(event)
         except Exception as exc:  # a bad sample must not end the collection
             _warn("sample failed", exc)
             return
-        for obs in self.observers:
-            try:
-                obs.on_event(event)
-            except Exception as exc:  # an observer must not end the collection either
-                _warn(f"{type(obs).__name__} failed", exc)
+        for event in events:
+            for obs in self.observers:
+                try:
+                    obs.on_event(event)
+                except Exception as exc:  # an observer must not end the collection either
+                    _warn(f"{type(obs).__name__} failed", exc)
 
     def annotate(self, fields: Mapping[str, Any]) -> None:
         """Fields added to every later event (the prediction, once made)."""
