@@ -7,6 +7,7 @@ test), as the sampler allows for exactly this.
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_three_hour_pause_becomes_four_valid_events_with_every_joule(tmp_path: P
     # consecutive pieces ending at the resume: each one's end is the next one's start
     ends = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in after]
     assert all((b - a).total_seconds() == pytest.approx(gap / 4, abs=1e-3)
-               for a, b in zip(ends, ends[1:], strict=False))  # fmt: skip
+               for a, b in itertools.pairwise(ends))  # fmt: skip
     assert all(e["schedule_decision_id"] == "d1" for e in after)
 
 

@@ -1,0 +1,189 @@
+"""A job paused by ``carbonpipe schedule`` is never left frozen (reliability review M2, A9).
+
+Real processes and real signals: ``python -m carbonpipe.cli schedule`` on a synthetic trace at
+1800x (one 30-minute slot = 1 s), whose plan runs the first slot, pauses, and resumes about six
+slots later. The child records the signals it receives. While it is paused the scheduler gets
+SIGTERM/SIGHUP/SIGINT (the child must see SIGCONT, then the stop signal, and the log must say
+so) or SIGKILL (the guardian, or in gate mode the gate's owner check, must let it run again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SCALE = "1800"
+
+# slot 0 and 1 cheap, then four dear, then cheap again: after re-gridding to "now" (a fraction
+# f into slot 0) slot 0 costs <= 100, slot 1 > 100 for any f > 0, and slots 7.. cost 100, so a
+# one-hour job runs slot 0, pauses ~6 s, and runs slot 7.
+TRACE = [10.0, 100.0] + [900.0] * 5 + [100.0] * 40
+
+SIGNAL_CHILD = r"""
+import os, signal, sys, time
+out = sys.argv[1]
+def note(what):
+    with open(out, "a") as fh:
+        fh.write(what + "\n")
+def on(signum, frame):
+    note(signal.Signals(signum).name)
+    if signum != signal.SIGCONT:
+        sys.exit(0)
+for s in (signal.SIGCONT, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, on)
+note(f"pid {os.getpid()}")
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    time.sleep(0.02)
+"""
+
+GATE_CHILD = r"""
+import os, signal, sys, time
+from carbonpipe.scheduling import pause_gate
+out = sys.argv[1]
+def note(what):
+    with open(out, "a") as fh:
+        fh.write(what + "\n")
+def on(signum, frame):
+    note(signal.Signals(signum).name)
+    sys.exit(0)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, on)
+note(f"pid {os.getpid()}")
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    if pause_gate(lambda: note("paused"), poll_s=0.05) > 0:
+        note("resumed")
+    time.sleep(0.02)
+"""
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    path = tmp_path / "xx.csv"
+    rows = [f"2020-01-01 {h // 2:02d}:{30 * (h % 2):02d}:00,{v}" for h, v in enumerate(TRACE)]
+    path.write_text("Time,Carbon Intensity\n" + "\n".join(rows[:48]) + "\n")
+    return path
+
+
+def state(pid: int) -> str:
+    """The kernel's process state letter (T: stopped), '' when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+class Run:
+    """One ``carbonpipe schedule`` process with its child and decision log."""
+
+    def __init__(self, tmp_path: Path, trace: Path, child: str, *extra: str) -> None:
+        self.out = tmp_path / "child.txt"
+        self.home = tmp_path / "home"
+        env = {**os.environ, "CARBONPIPE_HOME": str(self.home)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "carbonpipe.cli", "schedule", "--trace", str(trace),
+             "--trace-start", "2020-01-01T00:00:00Z", "--duration", "1h", "--deadline", "10h",
+             "--interruptible", "--time-scale", SCALE, "--poll", "24h", "--no-collect", *extra,
+             "--",
+             sys.executable, "-c", child, str(self.out)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        wait_for(lambda: any(x.startswith("pid ") for x in lines(self.out)), 15, "the child")
+        self.child = int(lines(self.out)[0].split()[1])
+
+    def log(self) -> dict:  # type: ignore[type-arg]
+        (path,) = (self.home / "schedules").glob("*.json")
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+    def finish(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        if state(self.child):
+            os.killpg(self.child, signal.SIGKILL)
+
+
+@pytest.fixture
+def run(tmp_path: Path, trace: Path) -> Iterator[Callable[..., Run]]:
+    made: list[Run] = []
+
+    def start(child: str, *extra: str) -> Run:
+        made.append(Run(tmp_path, trace, child, *extra))
+        return made[-1]
+
+    yield start
+    for r in made:
+        r.finish()
+
+
+@pytest.mark.parametrize(("sig", "sent"), [(signal.SIGTERM, "SIGTERM"),
+                                           (signal.SIGHUP, "SIGTERM"),
+                                           (signal.SIGINT, "SIGINT")])  # fmt: skip
+def test_stop_signal_resumes_then_stops_the_paused_job(
+    run: Callable[..., Run], sig: signal.Signals, sent: str
+) -> None:
+    r = run(SIGNAL_CHILD)
+    wait_for(lambda: state(r.child) == "T", 10, "the pause (state T)")
+    assert r.log()["status"] == "paused"
+    r.proc.send_signal(sig)
+    assert r.proc.wait(timeout=5) == 128 + sig
+    assert lines(r.out)[1:] == ["SIGCONT", sent]  # resumed first, then asked to stop
+    assert state(r.child) == ""
+    log = r.log()
+    assert log["status"] == "stopped"
+    assert log["run"]["signal"] == sig.name and log["run"]["forwarded_signal"] == sent
+    assert log["run"]["returncode"] == 0 and len(log["run"]["pauses"]) == 1
+    assert r.proc.stderr is not None and f"stopped by {sig.name}" in r.proc.stderr.read().decode()
+
+
+def test_sigkill_of_the_scheduler_lets_the_job_run_again(run: Callable[..., Run]) -> None:
+    r = run(SIGNAL_CHILD)
+    wait_for(lambda: state(r.child) == "T", 10, "the pause (state T)")
+    r.proc.send_signal(signal.SIGKILL)
+    r.proc.wait(timeout=5)
+    wait_for(lambda: state(r.child) not in ("T", ""), 3, "the guardian's SIGCONT")
+    assert lines(r.out)[1:] == ["SIGCONT"]  # continued, not stopped: it runs on unscheduled
+    assert r.log()["status"] == "paused"  # nobody was left to write: the log says so
+
+
+def test_gate_mode_stop_signal_opens_the_gate_and_stops_the_job(
+    run: Callable[..., Run],
+) -> None:
+    r = run(GATE_CHILD, "--pause-mode", "gate")
+    wait_for(lambda: "paused" in lines(r.out), 10, "the gate's pause")
+    r.proc.send_signal(signal.SIGTERM)
+    assert r.proc.wait(timeout=5) == 128 + signal.SIGTERM
+    assert lines(r.out)[1:] in (["paused", "SIGTERM"], ["paused", "resumed", "SIGTERM"])
+    log = r.log()
+    assert log["status"] == "stopped" and log["run"]["forwarded_signal"] == "SIGTERM"
+
+
+def test_gate_mode_sigkill_of_the_scheduler_opens_the_gate(run: Callable[..., Run]) -> None:
+    r = run(GATE_CHILD, "--pause-mode", "gate")
+    wait_for(lambda: "paused" in lines(r.out), 10, "the gate's pause")
+    r.proc.send_signal(signal.SIGKILL)
+    r.proc.wait(timeout=5)
+    wait_for(lambda: "resumed" in lines(r.out), 3, "the gate to read 'run'")
+    gate = json.loads(next((r.home / "schedules").glob("*.gate")).read_text())
+    assert gate["state"] == "pause"  # the file still says pause: its dead owner voids it
