@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,9 +111,10 @@ class Run:
         wait_for(lambda: any(x.startswith("pid ") for x in lines(self.out)), 15, "the child")
         self.child = int(lines(self.out)[0].split()[1])
 
-    def log(self) -> dict:  # type: ignore[type-arg]
+    def log(self) -> dict[str, Any]:
         (path,) = (self.home / "schedules").glob("*.json")
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        log: dict[str, Any] = json.loads(path.read_text())
+        return log
 
     def finish(self) -> None:
         if self.proc.poll() is None:
@@ -187,3 +189,48 @@ def test_gate_mode_sigkill_of_the_scheduler_opens_the_gate(run: Callable[..., Ru
     wait_for(lambda: "resumed" in lines(r.out), 3, "the gate to read 'run'")
     gate = json.loads(next((r.home / "schedules").glob("*.gate")).read_text())
     assert gate["state"] == "pause"  # the file still says pause: its dead owner voids it
+
+
+STUBBORN_CHILD = SIGNAL_CHILD.replace("    if signum != signal.SIGCONT:\n        sys.exit(0)\n",
+                                      "")
+
+
+def test_a_second_signal_kills_a_job_that_ignores_the_first(run: Callable[..., Run]) -> None:
+    r = run(STUBBORN_CHILD)
+    wait_for(lambda: state(r.child) == "T", 10, "the pause (state T)")
+    r.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM" in lines(r.out), 5, "the forwarded SIGTERM")
+    assert r.proc.poll() is None  # still waiting out the grace period for the job
+    r.proc.send_signal(signal.SIGINT)  # impatient: the group is SIGKILLed at once
+    assert r.proc.wait(timeout=5) == 128 + signal.SIGTERM
+    wait_for(lambda: state(r.child) == "", 3, "the job's end")
+    assert r.log()["run"]["returncode"] == -signal.SIGKILL
+
+
+def test_a_signal_before_the_start_cancels_without_running(tmp_path: Path) -> None:
+    trace = tmp_path / "late.csv"
+    rows = [f"2020-01-01 {h // 2:02d}:{30 * (h % 2):02d}:00,{900 if h < 8 else 10}"
+            for h in range(48)]  # fmt: skip
+    trace.write_text("Time,Carbon Intensity\n" + "\n".join(rows) + "\n")
+    r = Run.__new__(Run)
+    r.out, r.home = tmp_path / "child.txt", tmp_path / "home"
+    r.proc = subprocess.Popen(
+        [sys.executable, "-m", "carbonpipe.cli", "schedule", "--trace", str(trace),
+         "--trace-start", "2020-01-01T00:00:00Z", "--duration", "30m", "--deadline", "10h",
+         "--time-scale", SCALE, "--poll", "24h", "--no-collect", "--",
+         sys.executable, "-c", SIGNAL_CHILD, str(r.out)],
+        env={**os.environ, "CARBONPIPE_HOME": str(r.home)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: any(r.home.glob("schedules/*.json")) and r.log()["status"] == "waiting",
+                 10, "the wait for the first slot")  # fmt: skip
+        r.proc.send_signal(signal.SIGTERM)
+        assert r.proc.wait(timeout=5) == 128 + signal.SIGTERM
+    finally:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+    log = r.log()
+    assert log["status"] == "cancelled" and log["run"]["signal"] == "SIGTERM"
+    assert log["run"]["started_at"] is None and log["run"]["forwarded_signal"] is None
+    assert not r.out.exists()
