@@ -15,6 +15,8 @@ counters only tell the total over the gap, and an even spread is all that can ho
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 import sys
 import time
@@ -23,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
+from carbonpipe.core.resources import resource
 from collector import progress
 from collector.devices.cpu import CpuSource, TdpEstimatedCpu
 from collector.devices.gpu import GpuReading, GpuSource, NoGpu
@@ -35,9 +37,12 @@ from collector.procs import HostIo, ProcessTree, host_cpu, host_used_bytes
 from collector.tdp import Tdp
 
 
+@functools.cache
 def max_interval_s() -> float:
-    """The contract's ``interval_s`` maximum (``schemas/metric_event.v1.json``)."""
-    return float(load_schema(METRIC_EVENT_SCHEMA)["properties"]["interval_s"]["maximum"])
+    """The contract's ``interval_s`` maximum, read from ``schemas/metric_event.v1.json`` itself
+    (plain JSON: ``carbonpipe.core.contracts`` would pull jsonschema into every collector)."""
+    with open(resource("schemas/metric_event.v1.json"), encoding="utf-8") as fh:
+        return float(json.load(fh)["properties"]["interval_s"]["maximum"])
 
 
 def split_interval(iv: Interval, max_s: float) -> list[Interval]:
