@@ -200,9 +200,11 @@ class Job:
         self.paused = False
 
     def _continue(self) -> None:
+        if self.proc is None:
+            return
         if self.pause_mode == "signal":
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid if self.proc else 0, signal.SIGCONT)
+                os.killpg(self.proc.pid, signal.SIGCONT)
         elif self.gate_path is not None:
             write_gate(self.gate_path, "run")
 
@@ -232,17 +234,19 @@ class Job:
     def stop(self, signum: int, grace_s: float = STOP_GRACE_S,
              hurry: Callable[[], bool] = lambda: False) -> int | None:
         """Resume the job, send it the stop signal for ``signum``, SIGKILL the group after
-        ``grace_s`` or when ``hurry()``. Returns the signal the job got (None: not started)."""
+        ``grace_s`` or when ``hurry()``. Returns the signal the job got (None: none was sent,
+        as it had not started or had already ended)."""
         if self.proc is None:
             return None
+        if self.done():  # it ended by itself as the signal came: nothing to forward
+            return None
         sent = FORWARDED.get(signal.Signals(signum), signal.Signals(signum))
-        if not self.done():
-            self._continue()
-            self.paused = False
-            if self.pause_mode == "signal":
-                self._wait_continued()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sent)
+        self._continue()
+        self.paused = False
+        if self.pause_mode == "signal":
+            self._wait_continued()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sent)
         deadline = time.monotonic() + grace_s
         while not self.done():
             if hurry() or time.monotonic() >= deadline:

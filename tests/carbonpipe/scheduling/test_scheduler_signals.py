@@ -28,8 +28,11 @@ SCALE = "1800"
 # one-hour job runs slot 0, pauses ~6 s, and runs slot 7.
 TRACE = [10.0, 100.0] + [900.0] * 5 + [100.0] * 40
 
-SIGNAL_CHILD = r"""
+# A child that notes its pid and every signal it gets (SIGCONT included) in argv[1], exits on
+# a stop signal, and runs STEP in a loop for at most a minute.
+CHILD = r"""
 import os, signal, sys, time
+from carbonpipe.scheduling import pause_gate
 out = sys.argv[1]
 def note(what):
     with open(out, "a") as fh:
@@ -43,28 +46,12 @@ for s in (signal.SIGCONT, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
 note(f"pid {os.getpid()}")
 end = time.monotonic() + 60
 while time.monotonic() < end:
+    STEP
     time.sleep(0.02)
 """
-
-GATE_CHILD = r"""
-import os, signal, sys, time
-from carbonpipe.scheduling import pause_gate
-out = sys.argv[1]
-def note(what):
-    with open(out, "a") as fh:
-        fh.write(what + "\n")
-def on(signum, frame):
-    note(signal.Signals(signum).name)
-    sys.exit(0)
-for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(s, on)
-note(f"pid {os.getpid()}")
-end = time.monotonic() + 60
-while time.monotonic() < end:
-    if pause_gate(lambda: note("paused"), poll_s=0.05) > 0:
-        note("resumed")
-    time.sleep(0.02)
-"""
+SIGNAL_CHILD = CHILD.replace("STEP", "pass")
+GATE_CHILD = CHILD.replace(  # cooperative: blocks in the gate, never SIGSTOPped
+    "STEP", 'if pause_gate(lambda: note("paused"), poll_s=0.05) > 0: note("resumed")')
 
 
 @pytest.fixture
