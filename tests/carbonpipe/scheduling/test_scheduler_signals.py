@@ -23,10 +23,11 @@ import pytest
 
 SCALE = "1800"
 
-# slot 0 and 1 cheap, then four dear, then cheap again: after re-gridding to "now" (a fraction
-# f into slot 0) slot 0 costs <= 100, slot 1 > 100 for any f > 0, and slots 7.. cost 100, so a
-# one-hour job runs slot 0, pauses ~6 s, and runs slot 7.
-TRACE = [10.0, 100.0] + [900.0] * 5 + [100.0] * 40
+# slots 0-2 cheap, then dear for 14 hours, then cheap again. After re-gridding to "now" (a
+# fraction f into slot 0) slots 0-2 cost <= 100, slot 3 > 100 for any f > 0, slots 32.. cost
+# 100: a two-hour job runs 3 s (time for its child to start even on a loaded machine), pauses
+# for about 29 s (the tests signal in there) and would resume at slot 32.
+TRACE = [10.0, 10.0, 10.0, 100.0] + [900.0] * 28 + [100.0] * 16
 
 # A child that notes its pid and every signal it gets (SIGCONT included) in argv[1], exits on
 # a stop signal, and runs STEP in a loop for at most a minute.
@@ -90,7 +91,7 @@ class Run:
         env = {**os.environ, "CARBONPIPE_HOME": str(self.home)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "carbonpipe.cli", "schedule", "--trace", str(trace),
-             "--trace-start", "2020-01-01T00:00:00Z", "--duration", "1h", "--deadline", "10h",
+             "--trace-start", "2020-01-01T00:00:00Z", "--duration", "2h", "--deadline", "23h",
              "--interruptible", "--time-scale", SCALE, "--poll", "24h", "--no-collect", *extra,
              "--",
              sys.executable, "-c", child, str(self.out)],
@@ -133,10 +134,10 @@ def test_stop_signal_resumes_then_stops_the_paused_job(
     run: Callable[..., Run], sig: signal.Signals, sent: str
 ) -> None:
     r = run(SIGNAL_CHILD)
-    wait_for(lambda: state(r.child) == "T", 10, "the pause (state T)")
+    wait_for(lambda: state(r.child) == "T", 15, "the pause (state T)")
     assert r.log()["status"] == "paused"
     r.proc.send_signal(sig)
-    assert r.proc.wait(timeout=5) == 128 + sig
+    assert r.proc.wait(timeout=10) == 128 + sig
     assert lines(r.out)[1:] == ["SIGCONT", sent]  # resumed first, then asked to stop
     assert state(r.child) == ""
     log = r.log()
@@ -148,10 +149,10 @@ def test_stop_signal_resumes_then_stops_the_paused_job(
 
 def test_sigkill_of_the_scheduler_lets_the_job_run_again(run: Callable[..., Run]) -> None:
     r = run(SIGNAL_CHILD)
-    wait_for(lambda: state(r.child) == "T", 10, "the pause (state T)")
+    wait_for(lambda: state(r.child) == "T", 15, "the pause (state T)")
     r.proc.send_signal(signal.SIGKILL)
-    r.proc.wait(timeout=5)
-    wait_for(lambda: state(r.child) not in ("T", ""), 3, "the guardian's SIGCONT")
+    r.proc.wait(timeout=10)
+    wait_for(lambda: state(r.child) not in ("T", ""), 5, "the guardian's SIGCONT")
     assert lines(r.out)[1:] == ["SIGCONT"]  # continued, not stopped: it runs on unscheduled
     assert r.log()["status"] == "paused"  # nobody was left to write: the log says so
 
@@ -160,9 +161,9 @@ def test_gate_mode_stop_signal_opens_the_gate_and_stops_the_job(
     run: Callable[..., Run],
 ) -> None:
     r = run(GATE_CHILD, "--pause-mode", "gate")
-    wait_for(lambda: "paused" in lines(r.out), 10, "the gate's pause")
+    wait_for(lambda: "paused" in lines(r.out), 15, "the gate's pause")
     r.proc.send_signal(signal.SIGTERM)
-    assert r.proc.wait(timeout=5) == 128 + signal.SIGTERM
+    assert r.proc.wait(timeout=10) == 128 + signal.SIGTERM
     assert lines(r.out)[1:] in (["paused", "SIGTERM"], ["paused", "resumed", "SIGTERM"])
     log = r.log()
     assert log["status"] == "stopped" and log["run"]["forwarded_signal"] == "SIGTERM"
@@ -170,10 +171,10 @@ def test_gate_mode_stop_signal_opens_the_gate_and_stops_the_job(
 
 def test_gate_mode_sigkill_of_the_scheduler_opens_the_gate(run: Callable[..., Run]) -> None:
     r = run(GATE_CHILD, "--pause-mode", "gate")
-    wait_for(lambda: "paused" in lines(r.out), 10, "the gate's pause")
+    wait_for(lambda: "paused" in lines(r.out), 15, "the gate's pause")
     r.proc.send_signal(signal.SIGKILL)
-    r.proc.wait(timeout=5)
-    wait_for(lambda: "resumed" in lines(r.out), 3, "the gate to read 'run'")
+    r.proc.wait(timeout=10)
+    wait_for(lambda: "resumed" in lines(r.out), 5, "the gate to read 'run'")
     gate = json.loads(next((r.home / "schedules").glob("*.gate")).read_text())
     assert gate["state"] == "pause"  # the file still says pause: its dead owner voids it
 
@@ -184,19 +185,19 @@ STUBBORN_CHILD = SIGNAL_CHILD.replace("    if signum != signal.SIGCONT:\n       
 
 def test_a_second_signal_kills_a_job_that_ignores_the_first(run: Callable[..., Run]) -> None:
     r = run(STUBBORN_CHILD)
-    wait_for(lambda: state(r.child) == "T", 10, "the pause (state T)")
+    wait_for(lambda: state(r.child) == "T", 15, "the pause (state T)")
     r.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "SIGTERM" in lines(r.out), 5, "the forwarded SIGTERM")
     assert r.proc.poll() is None  # still waiting out the grace period for the job
     r.proc.send_signal(signal.SIGINT)  # impatient: the group is SIGKILLed at once
-    assert r.proc.wait(timeout=5) == 128 + signal.SIGTERM
+    assert r.proc.wait(timeout=10) == 128 + signal.SIGTERM
     wait_for(lambda: state(r.child) == "", 3, "the job's end")
     assert r.log()["run"]["returncode"] == -signal.SIGKILL
 
 
 def test_a_signal_before_the_start_cancels_without_running(tmp_path: Path) -> None:
     trace = tmp_path / "late.csv"
-    rows = [f"2020-01-01 {h // 2:02d}:{30 * (h % 2):02d}:00,{900 if h < 8 else 10}"
+    rows = [f"2020-01-01 {h // 2:02d}:{30 * (h % 2):02d}:00,{900 if h < 16 else 10}"
             for h in range(48)]  # fmt: skip
     trace.write_text("Time,Carbon Intensity\n" + "\n".join(rows) + "\n")
     r = Run.__new__(Run)
@@ -212,7 +213,7 @@ def test_a_signal_before_the_start_cancels_without_running(tmp_path: Path) -> No
         wait_for(lambda: any(r.home.glob("schedules/*.json")) and r.log()["status"] == "waiting",
                  10, "the wait for the first slot")  # fmt: skip
         r.proc.send_signal(signal.SIGTERM)
-        assert r.proc.wait(timeout=5) == 128 + signal.SIGTERM
+        assert r.proc.wait(timeout=10) == 128 + signal.SIGTERM
     finally:
         if r.proc.poll() is None:
             r.proc.kill()
