@@ -331,19 +331,25 @@ class Collector:
 
     def _safe_sample(self, event_type: str) -> None:
         try:
-            if self.lock and not self.lock.reserve(self.sampler.seq, self.publisher.dropped_events):
+            dropped = self.publisher.dropped_events
+            if self.lock and not self.lock.reserve(self.sampler.seq, dropped):
                 return  # no durable seq reservation (RunLock.reserve): the next sample covers it
-            event = self.sampler.sample(event_type)
-            event.update(self._annotations)
-            self.publisher.publish(event)
+            events = self.sampler.samples(event_type)  # several after a long freeze
+            # A split beyond the reserved block (a freeze of ~50 h) needs its own reservation.
+            if self.lock and not self.lock.reserve(events[-1]["seq"], dropped):
+                return
+            for event in events:
+                event.update(self._annotations)
+                self.publisher.publish(event)
         except Exception as exc:  # a bad sample must not end the collection
             _warn("sample failed", exc)
             return
-        for obs in self.observers:
-            try:
-                obs.on_event(event)
-            except Exception as exc:  # an observer must not end the collection either
-                _warn(f"{type(obs).__name__} failed", exc)
+        for event in events:
+            for obs in self.observers:
+                try:
+                    obs.on_event(event)
+                except Exception as exc:  # an observer must not end the collection either
+                    _warn(f"{type(obs).__name__} failed", exc)
 
     def annotate(self, fields: Mapping[str, Any]) -> None:
         """Fields added to every later event (the prediction, once made)."""

@@ -2,17 +2,30 @@
 
 The sampler owns the attribution rule: the job's CPU energy is the host package energy
 times the process tree's share of busy CPU time over the same interval.
+
+An interval longer than the contract's ``interval_s`` maximum (an hour) happens when the
+collector itself was frozen: ``carbonpipe schedule`` SIGSTOPs the job's process group, the
+collector in it, for a pause of hours. One event for it would be dead-lettered, losing the
+energy; raising the maximum would instead let a broken clock or a huge ``--interval`` through
+unnoticed. So the sampler splits such an interval into equal, contract-valid events: the
+counters only tell the total over the gap, and an even spread is all that can honestly be said
+(it also lets the stream charge each hour at that hour's intensity, not all at the resume's).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
+import math
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from carbonpipe.core.resources import resource
 from collector import progress
 from collector.devices.cpu import CpuSource, TdpEstimatedCpu
 from collector.devices.gpu import GpuReading, GpuSource, NoGpu
@@ -22,6 +35,31 @@ from collector.energy import cpu_share, utilisation
 from collector.events import Interval, RunIdentity, build_event
 from collector.procs import HostIo, ProcessTree, host_cpu, host_used_bytes
 from collector.tdp import Tdp
+
+
+@functools.cache
+def max_interval_s() -> float:
+    """The contract's ``interval_s`` maximum, read from ``schemas/metric_event.v1.json`` itself
+    (plain JSON: ``carbonpipe.core.contracts`` would pull jsonschema into every collector)."""
+    with open(resource("schemas/metric_event.v1.json"), encoding="utf-8") as fh:
+        return float(json.load(fh)["properties"]["interval_s"]["maximum"])
+
+
+def split_interval(iv: Interval, max_s: float) -> list[Interval]:
+    """``iv`` as consecutive equal pieces of at most ``max_s`` seconds, energies and byte
+    counts shared evenly (the remainder bytes go to the last piece); levels (RAM in use,
+    utilisation, shares, powers) stay as they are: each piece has the interval's means."""
+    n = max(1, math.ceil(iv.interval_s / max_s - 1e-9))
+    if n == 1:
+        return [iv]
+    dt = iv.interval_s / n
+    io = [(b // n, b - (n - 1) * (b // n)) for b in iv.io]
+    return [dataclasses.replace(
+        iv, end=iv.end - timedelta(seconds=dt * (n - 1 - i)), interval_s=dt,
+        cpu_host_j=iv.cpu_host_j / n, ram_j=iv.ram_j / n,
+        gpus=[dataclasses.replace(g, energy_j=g.energy_j / n) for g in iv.gpus],
+        io=tuple(last if i == n - 1 else each for each, last in io),  # type: ignore[arg-type]
+    ) for i in range(n)]  # fmt: skip
 
 
 class Sampler:
@@ -80,7 +118,9 @@ class Sampler:
             )
             return []
 
-    def sample(self, event_type: str = "sample") -> dict[str, Any]:
+    def samples(self, event_type: str = "sample") -> list[dict[str, Any]]:
+        """The events for the interval since the last call: one, or several after a gap longer
+        than the contract allows (the last one carries ``event_type``)."""
         now = self._clock()
         dt = max(now - self._t, 1e-6)
         self._t = now
@@ -112,6 +152,10 @@ class Sampler:
             gpu_model=self.gpu.model,
         )
         tags = {**self.tags, **progress.current(self.progress_file)}
-        ev = build_event(self.ident, self.seq, iv, event_type=event_type, tags=tags)
-        self.seq += 1
-        return ev
+        parts = split_interval(iv, max_interval_s())
+        events = []
+        for i, part in enumerate(parts):
+            kind = event_type if i == len(parts) - 1 else "sample"
+            events.append(build_event(self.ident, self.seq, part, event_type=kind, tags=tags))
+            self.seq += 1
+        return events

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,6 +182,11 @@ def schedule_main(argv: Sequence[str]) -> int:
     if req.dry_run or s.advise_only:
         return 0
     rec = run_job(req, s)
+    if rec.signal is not None:  # the shell's convention for "ended by signal N": 128 + N
+        what = f"sent {rec.forwarded} to the job (rc={rec.returncode})" if rec.forwarded \
+            else "the job had not started"
+        print(f"stopped by {rec.signal}: {what}, log {s.log_path}", file=sys.stderr)
+        return 128 + int(signal.Signals[rec.signal])
     print(f"finished rc={rec.returncode} run {rec.run_s / 3600:.2f} h, "
           f"{len(rec.pauses)} pause(s), log {s.log_path}", file=sys.stderr)
     return int(rec.returncode or 0)

@@ -5,6 +5,11 @@ collectives (NCCL timeouts) or leave a dataloader mid-request. In ``--pause-mode
 scheduler instead writes the desired state to the file in ``$CARBONPIPE_SCHEDULE_GATE``; a
 loop that calls :func:`pause_gate` between steps checkpoints (hooks) and blocks while paused.
 Outside a scheduled run the gate is a cheap no-op.
+
+The gate file names the scheduler that wrote it (pid and start time). A 'pause' whose writer
+is gone (SIGKILLed, crashed, the machine's session ended) reads as 'run': nobody is left to
+write 'run' again, and a job blocked forever on a dead scheduler's word is worse than one that
+finishes in a greener-or-not hour.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ def on_pause(hook: Callable[[], None]) -> Callable[[], None]:
 
 
 def gate_state(path: str | os.PathLike[str] | None = None) -> str:
-    """'run' or 'pause' as last written by the scheduler; 'run' when there is no gate."""
+    """'run' or 'pause' as last written by the scheduler; 'run' when there is no gate, or when
+    the scheduler that wrote 'pause' no longer runs (same pid and start time)."""
     p = path or os.environ.get(GATE_ENV)
     if not p:
         return "run"
@@ -39,12 +45,26 @@ def gate_state(path: str | os.PathLike[str] | None = None) -> str:
         data: dict[str, Any] = json.loads(Path(p).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "run"
-    return "pause" if data.get("state") == "pause" else "run"
+    if data.get("state") != "pause":
+        return "run"
+    from carbonpipe.core.procid import ProcessId  # psutil: only once a gate says 'pause'
+
+    try:
+        owner = ProcessId(int(data["owner_pid"]), float(data["owner_start"]))
+    except (KeyError, TypeError, ValueError):
+        return "pause"  # written by hand or by an older scheduler: obey it as before
+    return "pause" if owner.alive() is not None else "run"
 
 
 def write_gate(path: str | os.PathLike[str], state: str, **extra: Any) -> None:
-    """Scheduler side: atomically publish the state the loop should obey."""
-    atomic_write_text(path, json.dumps({"state": state, "at": time.time(), **extra}))
+    """Scheduler side: atomically publish the state the loop should obey, signed with this
+    process's identity so that a 'pause' dies with the process that wrote it."""
+    from carbonpipe.core.procid import ProcessId
+
+    me = ProcessId.of(os.getpid())
+    atomic_write_text(path, json.dumps({"state": state, "at": time.time(),
+                                        "owner_pid": me.pid, "owner_start": me.create_time,
+                                        **extra}))  # fmt: skip
 
 
 def pause_gate(

@@ -283,21 +283,38 @@ def plan_job(req: ScheduleRequest, home: Path) -> Scheduled:
 
 
 def run_job(req: ScheduleRequest, s: Scheduled) -> Any:
-    """Run the decided job under the plan (pausing, re-planning), keeping the log current."""
+    """Run the decided job under the plan (pausing, re-planning), keeping the log current.
+
+    ``status`` ends as ``done`` (the job ended by itself), ``stopped`` (a SIGTERM/SIGHUP/SIGINT
+    to the scheduler stopped the started job; ``run.signal`` and ``run.forwarded_signal`` say
+    which), ``cancelled`` (such a signal came before the job started) or ``failed`` (the
+    scheduler raised; ``error`` says what, and the job was resumed and sent SIGTERM). A
+    SIGKILLed scheduler leaves ``waiting``, ``running`` or ``paused``: nobody was left to write.
+    """
     from carbonpipe.scheduling.decisions import write_log
     from carbonpipe.scheduling.runner import RunRecord, run_plan
 
     def on_update(rec: RunRecord) -> None:
         s.log["run"] = rec.to_dict()
+        s.log["status"] = "paused" if rec.paused else "running"
         write_log(s.log_path, s.log)
 
     gate = s.log_path.with_suffix(".gate") if req.pause_mode == "gate" else None
-    s.log["status"] = "running"
-    rec = run_plan(s.plan, s.cmd, clock=s.clock, decision_id=s.decision_id,
-                   interruptible=bool(req.policy.interruptible or s.plan.policy == "interruptible"),
-                   pause_mode=req.pause_mode, gate_path=gate, replan=s.replanner,
-                   poll_s=req.poll_s, on_update=on_update)  # fmt: skip
-    s.log["run"], s.log["status"] = rec.to_dict(), "done"
+    s.log["status"] = "waiting"
+    write_log(s.log_path, s.log)
+    try:
+        rec = run_plan(
+            s.plan, s.cmd, clock=s.clock, decision_id=s.decision_id,
+            interruptible=bool(req.policy.interruptible or s.plan.policy == "interruptible"),
+            pause_mode=req.pause_mode, gate_path=gate, replan=s.replanner, poll_s=req.poll_s,
+            on_update=on_update)  # fmt: skip
+    except BaseException as exc:
+        s.log["status"], s.log["error"] = "failed", f"{type(exc).__name__}: {exc}"
+        write_log(s.log_path, s.log)
+        raise
+    s.log["run"] = rec.to_dict()
+    s.log["status"] = "done" if rec.signal is None else \
+        "cancelled" if rec.started_at is None else "stopped"
     write_log(s.log_path, s.log)
     return rec
 

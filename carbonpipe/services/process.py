@@ -24,11 +24,8 @@ import psutil
 
 from carbonpipe.core.errors import CarbonpipeError
 from carbonpipe.core.fsutil import atomic_write_text
-
-# create_time is boot time + start ticks; the kernel's boot time moves a little when the wall
-# clock is stepped, so an exact match would disown our own process. Reusing a pid within a
-# second would take a whole pid-space wrap in that second.
-_SAME_START_S = 1.0
+from carbonpipe.core.procid import ProcessId
+from carbonpipe.core.procid import running as _running
 
 
 class StackError(CarbonpipeError):
@@ -43,7 +40,7 @@ class PidFile:
 
     def write(self, pid: int) -> None:
         """Record ``pid`` atomically: a concurrent reader sees the old file or the new one."""
-        started = psutil.Process(pid).create_time()
+        started = ProcessId.of(pid).create_time
         atomic_write_text(self.path, f"{pid} {started!r}\n")
 
     def read(self) -> tuple[int, float] | None:
@@ -57,11 +54,8 @@ class PidFile:
     def alive(self) -> psutil.Process | None:
         """Our process if it still runs; otherwise None, and a stale file is removed."""
         rec = self.read()
-        if rec is not None:
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(rec[0])
-                if abs(proc.create_time() - rec[1]) < _SAME_START_S and _running(proc):
-                    return proc
+        if rec is not None and (proc := ProcessId(*rec).alive()) is not None:
+            return proc
         with contextlib.suppress(OSError):
             if self.path.exists() and self.read() == rec:  # not rewritten meanwhile
                 self.path.unlink()
@@ -136,14 +130,6 @@ def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Pro
         if time.monotonic() >= deadline:
             break
     return left
-
-
-def _running(proc: psutil.Process) -> bool:
-    """Still the same process (psutil checks the create time) and not an unreaped zombie."""
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def stop(pid_file: PidFile, grace_s: float = 30.0,
