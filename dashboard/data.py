@@ -19,10 +19,18 @@ IDENTITY_COLUMNS = {
 }
 
 
+# What the pipeline did not count, per run (spark_jobs.hot_store.merge_run).
+DELIVERY_COLUMNS = {
+    "duplicates": "duplicates dropped",
+    "late": "late (dead-lettered)",
+    "dead_letters": "other dead letters",
+}
+
+
 def run_columns() -> dict[str, str]:
     """Field -> column label of the runs table: identity, the aggregates that declare a label
-    (``carbonpipe.core.aggregates``), and the zones."""
-    return {**IDENTITY_COLUMNS, **dashboard_labels(), "zones": "zones"}
+    (``carbonpipe.core.aggregates``), the zones, and what was not counted."""
+    return {**IDENTITY_COLUMNS, **dashboard_labels(), "zones": "zones", **DELIVERY_COLUMNS}
 
 
 def runs_table(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -31,6 +39,12 @@ def runs_table(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for r in runs:
         row = {label: r.get(key) for key, label in columns.items()}
         row["zones"] = ", ".join(r.get("zones") or [])
+        dead = dict(r.get("dead_letters") or {})
+        row[DELIVERY_COLUMNS["duplicates"]] = int(r.get("duplicates") or 0)
+        row[DELIVERY_COLUMNS["late"]] = int(dead.pop("late", 0))
+        row[DELIVERY_COLUMNS["dead_letters"]] = ", ".join(
+            f"{reason}: {n}" for reason, n in sorted(dead.items())
+        )
         out.append(row)
     return out
 

@@ -60,3 +60,14 @@ def test_scheduled_run_shows_expected_against_measured(tmp_path: Path) -> None:
     assert log is not None and log == json.loads(log_file.read_text())
     text = scheduled_summary(log, measured_co2_g=80.0)
     assert "US-CAL-CISO" in text and "measured 80.000 g" in text and "expected" in text
+
+
+def test_runs_table_shows_what_was_not_counted() -> None:
+    from dashboard.data import DELIVERY_COLUMNS, runs_table
+
+    (row,) = runs_table([{"run_id": "r", "duplicates": 25, "zones": ["GB"],
+                          "dead_letters": {"late": 3, "not_finite:cpu_energy_j": 1}}])  # fmt: skip
+    assert row[DELIVERY_COLUMNS["duplicates"]] == 25 and row[DELIVERY_COLUMNS["late"]] == 3
+    assert row[DELIVERY_COLUMNS["dead_letters"]] == "not_finite:cpu_energy_j: 1"
+    (clean,) = runs_table([{"run_id": "s"}])
+    assert clean[DELIVERY_COLUMNS["duplicates"]] == 0 and clean[DELIVERY_COLUMNS["late"]] == 0
