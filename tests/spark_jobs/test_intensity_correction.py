@@ -171,7 +171,7 @@ class FakeCollection:
             del self.docs[d["_id"]]
 
 
-class FakeDB(dict):  # type: ignore[type-arg]
+class FakeDB(dict[str, FakeCollection]):
     def __missing__(self, name: str) -> FakeCollection:
         self[name] = FakeCollection()
         return self[name]
@@ -179,7 +179,7 @@ class FakeDB(dict):  # type: ignore[type-arg]
 
 def store_on(db: FakeDB, late: LateIntensity) -> HotStore:
     store = HotStore("mongodb://127.0.0.1:1", "unused")  # pymongo connects lazily: never here
-    store.db = db
+    store.db = db  # type: ignore[assignment]
     store.late = late
     return store
 
@@ -426,7 +426,7 @@ def test_late_intensity_corrects_windows_and_runs_exactly_once(
     s = late
     from pymongo import MongoClient
 
-    db = MongoClient(s.mongo_uri, tz_aware=True)[s.mongo_db]
+    db: Any = MongoClient(s.mongo_uri, tz_aware=True)[s.mongo_db]
     fb = load_fallback_table()
     ticks = iter(range(1000))
 
