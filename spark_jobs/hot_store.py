@@ -17,6 +17,7 @@ yet behind the watermark) in memory and reads MongoDB only once, at start.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 from carbonpipe.core.aggregates import AGGREGATES
 from carbonpipe.core.units import J_PER_KWH
 from spark_jobs.intensity_correction import Correction, LateIntensity, per_run, plan, settle
+
+log = logging.getLogger(__name__)
 
 
 def window_id(row: Mapping[str, Any]) -> str:
@@ -436,6 +439,9 @@ class HotStore:
             if c is not None:
                 out[key] = c
                 ids[c.run_id] = {k: doc[k] for k in ("run_id", "user_id", "model_name")}
+        if out:
+            log.info("batch %d: %d windows of %d runs re-charged at a late intensity",
+                     batch_id, len(out), len(ids))  # fmt: skip
         return out, ids
 
     def _fallback_windows(self, horizon_s: float | None) -> list[dict[str, Any]]:
