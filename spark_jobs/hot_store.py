@@ -18,6 +18,7 @@ yet behind the watermark) in memory and reads MongoDB only once, at start.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -472,8 +473,6 @@ class HotStore:
 
     def trim_intensity(self, before_s: float) -> None:
         """Drops intensity the dashboard no longer shows, at most once an hour (bounded)."""
-        import time
-
         if time.monotonic() - self._intensity_trimmed < 3600:
             return
         self._intensity_trimmed = time.monotonic()
