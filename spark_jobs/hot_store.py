@@ -17,6 +17,8 @@ yet behind the watermark) in memory and reads MongoDB only once, at start.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +26,9 @@ from typing import Any
 from carbonpipe.core.aggregates import AGGREGATES
 from carbonpipe.core.units import J_PER_KWH
 from spark_jobs.dedupe import merge_ranges
+from spark_jobs.intensity_correction import Correction, LateIntensity, per_run, plan, settle
+
+log = logging.getLogger(__name__)
 
 
 def window_id(row: Mapping[str, Any]) -> str:
@@ -127,6 +132,22 @@ def fold_windows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for cur in out.values():
         cur["intensity_providers"] = sorted(cur["intensity_providers"])
     return list(out.values())
+
+
+def apply_corrections(
+    doc: Mapping[str, Any], corrections: list[Correction], keep_record: bool
+) -> dict[str, Any]:
+    """``doc`` (a window's or run's version) with late-intensity corrections merged in: their
+    deltas merge as the aggregates declare (sums), like any batch's partial; then the
+    fallback figures settle (``intensity_correction.settle``). ``keep_record``: windows keep
+    each correction (``late_intensity``) for provenance and for a replay's run totals."""
+    out = dict(doc)
+    for c in corrections:
+        _merge_numbers(out, c.delta())
+    if keep_record:
+        out["late_intensity"] = [*(out.get("late_intensity") or []),
+                                 *(c.record() for c in corrections)]  # fmt: skip
+    return settle(out, {c.provider for c in corrections})
 
 
 def run_parts(windows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -252,6 +273,10 @@ class Versions:
         for d in docs:
             self.add(d)
 
+    def at(self, key: str, batch_id: int) -> dict[str, Any] | None:
+        """The version ``batch_id`` wrote of ``key``, if it is here."""
+        return next((v for v in self.by_key.get(key, []) if v["batch_id"] == batch_id), None)
+
     def base(self, key: str, batch_id: int) -> tuple[dict[str, Any] | None, bool]:
         """(newest version before ``batch_id``, whether ``batch_id`` was already applied)."""
         self._touched[key] = batch_id
@@ -295,6 +320,11 @@ class HotStore:
         # (and then they are cached until evicted): a new live window costs no query.
         self._stored_windows_until_s: float | None = None
         self.loaded_last_batch = 0  # keys the last batch had to read from MongoDB
+        # Set by the job: windows charged the fallback are corrected in the batch that first
+        # finds their intensity (``spark_jobs.intensity_correction``).
+        self.late: LateIntensity | None = None
+        self.corrected_last_batch = 0
+        self._intensity_trimmed = float("-inf")
 
     def _prepare(self) -> None:
         """Once per process: indexes, and how far back MongoDB holds windows already."""
@@ -389,14 +419,37 @@ class HotStore:
         self.loaded_last_batch = self._ensure(
             "windows", by_window, lambda k: start_of[k] <= (until if until is not None else -1)
         )
+        corrections, run_ids = self._plan_corrections(batch_id)
+        self.corrected_last_batch = len(corrections)
+        parts: dict[str, Mapping[str, Any]] = {k: {} for k in corrections}
+        parts.update(by_window)
         runs = run_parts(windows)
-        for run, extra in (run_extras or {}).items():
-            runs.setdefault(run, {"run_id": run}).update(extra)
+        for run_id, extra in (run_extras or {}).items():
+            runs.setdefault(run_id, {"run_id": run_id}).update(extra)
+        for run_id, ids in run_ids.items():
+            runs.setdefault(run_id, dict(ids))
         self.loaded_last_batch += self._ensure("runs", runs)
         self._ensure("stats", ["pipeline"])
-        n = self._apply("windows", by_window, merge_window, batch_id)
-        self._apply("runs", runs, merge_run, batch_id)
+        by_run = per_run(corrections.values())
+
+        def window(base: dict[str, Any] | None, part: Mapping[str, Any], b: int) -> Any:
+            c = corrections.get(base["key"]) if base is not None else None
+            if base is not None and c is not None:
+                base = apply_corrections(base, [c], True)
+            return merge_window(base, part, b)
+
+        def run(base: dict[str, Any] | None, part: Mapping[str, Any], b: int) -> Any:
+            cs = by_run.get(part["run_id"])
+            if base is not None and cs:
+                base = apply_corrections(base, cs, False)
+            return merge_run(base, part, b)
+
+        n = self._apply("windows", parts, window, batch_id)
+        self._apply("runs", runs, run, batch_id)
         self._apply("stats", {"pipeline": counts}, merge_counts, batch_id)
+        if self.late is not None:
+            wv = self._versions["windows"]
+            self.late.track(v for k in parts if (v := wv.at(k, batch_id)) is not None)
         for coll in ("windows", "runs"):
             for doc in self._versions[coll].evict_idle(batch_id):
                 if coll == "windows":  # MongoDB holds it; a later partial must look it up
@@ -407,6 +460,52 @@ class HotStore:
         if self._batches % self.GC_EVERY == 0:
             self.collect_garbage()
         return n
+
+    def _plan_corrections(
+        self, batch_id: int
+    ) -> tuple[dict[str, Correction], dict[str, dict[str, Any]]]:
+        """Corrections this batch applies, each from the window's version before the batch;
+        for a replayed batch, the ones its versions recorded. Also run_id -> the identity of
+        each run they touch (a run with no partial in this batch still gets a version)."""
+        late = self.late
+        if late is None:
+            return {}, {}
+        if not late.loaded:  # once per process: the windows still waiting, from MongoDB
+            late.loaded = True
+            late.track(self._fallback_windows(late.horizon_s))
+        keys = late.candidates()
+        self.loaded_last_batch += self._ensure("windows", keys)
+        versions = self._versions["windows"]
+        out: dict[str, Correction] = {}
+        ids: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            base, applied = versions.base(key, batch_id)
+            doc = versions.at(key, batch_id) if applied else base
+            if doc is None:
+                continue
+            if applied:
+                recs = [r for r in doc.get("late_intensity") or [] if r["batch_id"] == batch_id]
+                c = Correction.from_record(key, doc["run_id"], recs[-1]) if recs else None
+            else:
+                c = plan(doc, late.index, batch_id)
+                late.track([doc])  # a window whose newest version has no fallback left
+            if c is not None:
+                out[key] = c
+                ids[c.run_id] = {k: doc[k] for k in ("run_id", "user_id", "model_name")}
+        if out:
+            log.info("batch %d: %d windows of %d runs re-charged at a late intensity",
+                     batch_id, len(out), len(ids))  # fmt: skip
+        return out, ids
+
+    def _fallback_windows(self, horizon_s: float | None) -> list[dict[str, Any]]:
+        """Window versions with fallback energy that the lateness window may still correct,
+        oldest version first (so the newest decides)."""
+        query: dict[str, Any] = {"fallback_kwh": {"$gt": 0}}
+        if horizon_s is not None:
+            query["window_start_s"] = {"$gt": horizon_s - 86_400}  # window_s is at most a day
+        fields = {"key": 1, "zone": 1, "window_start_s": 1, "window_s": 1, "fallback_kwh": 1,
+                  "batch_id": 1}  # fmt: skip
+        return sorted(self.db["windows"].find(query, fields), key=lambda d: d["batch_id"])
 
     def cached_keys(self) -> dict[str, int]:
         """How many keys of each collection the driver holds (bounded by activity)."""
@@ -423,6 +522,14 @@ class HotStore:
         for i in range(0, len(keys), 5000):
             self.db["intensity"].delete_many({"_id": {"$in": keys[i : i + 5000]}})
         self._insert("intensity", rows)
+
+    def trim_intensity(self, before_s: float) -> None:
+        """Drops intensity the dashboard no longer shows, at most once an hour (bounded)."""
+        if time.monotonic() - self._intensity_trimmed < 3600:
+            return
+        self._intensity_trimmed = time.monotonic()
+        cut = datetime.fromtimestamp(before_s, timezone.utc)
+        self.db["intensity"].delete_many({"end": {"$lt": cut}})
 
     def close(self) -> None:
         self._client.close()

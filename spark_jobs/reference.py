@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 SLOT_S = 300
 KIND_RANK = {"actual": 0, "forecast": 1, "fallback": 2}
 FALLBACK_TABLE = resource("data/zone_averages.csv")
+# The provider labels of an event charged a static average (``transforms.with_intensity``):
+# its zone's row of the fallback table, or the WORLD row for a zone the table lacks.
+STATIC_PROVIDER = "static"
+WORLD_PROVIDER = "static:WORLD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,68 +157,165 @@ def load_fallback_table(path: Path = FALLBACK_TABLE) -> dict[str, tuple[float, s
 
 
 class IntensityFeed:
-    """Follows the compacted grid.intensity topic from the beginning, incrementally."""
+    """Follows the compacted grid.intensity topic from the beginning, incrementally.
 
-    def __init__(self, settings: Settings) -> None:
+    - **No startup race** (reliability review M6): a read goes on until the consumer's
+      position reaches the end offsets taken when it began, not until the first empty poll
+      (which can come before the offset reset and the first fetch complete). The first read
+      of a process may take up to ``FIRST_READ_S``; the first micro-batch waits for it.
+    - **A missing topic is waited for**, never assigned as nothing for the query's lifetime:
+      the first read waits up to ``FIRST_READ_S`` for it to appear, and every later refresh
+      looks again until it does (the job does not create it: the topic's configuration is
+      declared by ``carbonpipe.services.topics``, which the job may not import).
+    - **Bounded state** (M10): records ending at or before ``horizon_s`` (the job's event-time
+      watermark: no valid event can be older) are dropped, and segments are recomputed only
+      for the zones that changed. The dashboard's history is published to MongoDB as records
+      arrive (``take_unpublished``), so the feed does not keep it either.
+    """
+
+    FIRST_READ_S = 20.0
+    REFRESH_READ_S = 5.0  # a later read stops here even if the log keeps growing
+    DASHBOARD_PAST_S = 7 * 86_400  # the dashboard's grid chart: a week back,
+    DASHBOARD_AHEAD_S = 3 * 86_400  # and the forecasts three days ahead
+
+    def __init__(self, settings: Settings, connect: Any = None) -> None:
         self._settings = settings
-        self._records: dict[tuple[str, int], RefRecord] = {}
+        self._by_zone: dict[str, dict[int, RefRecord]] = {}
+        self._segments: dict[str, list[Segment]] = {}
+        self._dirty: set[str] = set()
+        self._unpublished: dict[tuple[str, int], RefRecord] = {}
         self._order = 0
         self._consumer: Any = None
+        self._tps: list[Any] = []
+        self._connect_fn = connect or self._connect
+        self._first_read_done = False
+        self.horizon_s: float | None = None
         self.version = 0  # bumps whenever the folded table changes
         self._last_refresh = 0.0
 
     def _connect(self) -> Any:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import KafkaConsumer
 
-        consumer = KafkaConsumer(
+        return KafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers.split(","),
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=1000,
+            allow_auto_create_topics=False,  # a compacted topic made as a plain one is worse
         )
-        parts = consumer.partitions_for_topic(self._settings.intensity_topic) or set()
-        tps = [TopicPartition(self._settings.intensity_topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return consumer
 
-    def refresh(self, min_interval_s: float = 5.0) -> bool:
+    def _assign(self) -> bool:
+        """Assigns the topic's partitions from the beginning; False while it does not exist."""
+        from kafka import TopicPartition
+
+        topic = self._settings.intensity_topic
+        parts = self._consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            return False
+        self._tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        self._consumer.assign(self._tps)
+        self._consumer.seek_to_beginning(*self._tps)
+        return True
+
+    def refresh(self, min_interval_s: float = 5.0, horizon_s: float | None = None) -> bool:
         """Reads what arrived since the last call. True when the table changed.
 
         Reference data changes every few minutes, so the log is polled at most every
         ``min_interval_s`` (a poll that finds nothing costs a fetch wait per micro-batch).
+        ``horizon_s``: nothing older can be charged any more (see the class docstring).
         """
+        self._trim(horizon_s)
         now = time.monotonic()
-        if self._consumer is not None and now - self._last_refresh < min_interval_s:
+        if self._first_read_done and now - self._last_refresh < min_interval_s:
             return False
         self._last_refresh = now
+        deadline = now + (self.REFRESH_READ_S if self._first_read_done else self.FIRST_READ_S)
+        changed = False
         try:
             if self._consumer is None:
-                self._consumer = self._connect()
-            changed = False
-            while True:
-                batch = self._consumer.poll(timeout_ms=200, max_records=50_000)
-                if not batch:
+                self._consumer = self._connect_fn()
+            while not self._tps and not self._assign():
+                if self._first_read_done:
+                    break  # looked again; the first read said so already
+                if time.monotonic() >= deadline:
+                    log.warning(
+                        "topic %s does not exist (yet): charging fallbacks until it "
+                        "does (corrected then)",
+                        self._settings.intensity_topic,
+                    )
                     break
-                for msgs in batch.values():
-                    for msg in msgs:
-                        self._order += 1
-                        rec = parse_record(msg.value, self._order)
-                        if rec is not None:
-                            self._records[(rec.zone, rec.start_s)] = rec
-                            changed = True
+                time.sleep(0.5)
+            if self._tps:
+                changed = self._read_until_end(deadline)
         except Exception as exc:  # reference data is best effort: fall back, never stop
             log.warning("grid.intensity not readable (%s); using what we have", exc)
-            self._consumer = None
-            return False
+            self.close()
+        self._first_read_done = True
         if changed:
             self.version += 1
         return changed
 
+    def _read_until_end(self, deadline: float) -> bool:
+        """Polls until every partition's position reaches its end offset as of now."""
+        end = self._consumer.end_offsets(self._tps)
+        changed = False
+        while any(self._consumer.position(tp) < end[tp] for tp in self._tps):
+            if time.monotonic() >= deadline:
+                log.warning("grid.intensity: stopped reading before its end (more next batch)")
+                break
+            batch = self._consumer.poll(timeout_ms=200, max_records=50_000)
+            for msgs in batch.values():
+                for msg in msgs:
+                    self._order += 1
+                    rec = parse_record(msg.value, self._order)
+                    if rec is not None:
+                        changed = self._add(rec) or changed
+        return changed
+
+    def _add(self, rec: RefRecord) -> bool:
+        wall = time.time()
+        if wall - self.DASHBOARD_PAST_S <= rec.start_s <= wall + self.DASHBOARD_AHEAD_S:
+            self._unpublished[(rec.zone, rec.start_s)] = rec
+        if self.horizon_s is not None and rec.end_s <= self.horizon_s:
+            return False  # no event this old is valid any more
+        self._by_zone.setdefault(rec.zone, {})[rec.start_s] = rec
+        self._dirty.add(rec.zone)
+        return True
+
+    def _trim(self, horizon_s: float | None) -> None:
+        """Forgets records no valid event can use. The segments in use do not change (a record
+        ending before the horizon only shaped segments before it), so the version stays."""
+        if horizon_s is None or (
+            self.horizon_s is not None and horizon_s < self.horizon_s + SLOT_S
+        ):
+            return
+        self.horizon_s = horizon_s
+        for zone, recs in self._by_zone.items():
+            old = [s for s, r in recs.items() if r.end_s <= horizon_s]
+            for s in old:
+                del recs[s]
+            if old:
+                self._dirty.add(zone)
+
+    def segments(self) -> list[Segment]:
+        """The folded table: segments of every zone ending after the horizon."""
+        for zone in self._dirty:
+            recs = self._by_zone.get(zone, {})
+            self._segments[zone] = to_segments(recs.values())
+        self._dirty.clear()
+        h = self.horizon_s
+        return [s for segs in self._segments.values() for s in segs if h is None or s.end_s > h]
+
+    def take_unpublished(self) -> list[RefRecord]:
+        """Records read since the last call that the dashboard shows (a week back, 3 d ahead)."""
+        out, self._unpublished = list(self._unpublished.values()), {}
+        return out
+
     def records(self) -> list[RefRecord]:
-        return list(self._records.values())
+        return [r for recs in self._by_zone.values() for r in recs.values()]
 
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
-            self._consumer = None
+        self._consumer = None
+        self._tps = []

@@ -28,7 +28,8 @@ from carbonpipe.core.config import ConfigError, Settings, get_settings
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore, fold_windows
-from spark_jobs.reference import IntensityFeed, load_fallback_table, slot_rows, to_segments
+from spark_jobs.intensity_correction import LateIntensity
+from spark_jobs.reference import IntensityFeed, RefRecord, load_fallback_table, slot_rows
 from spark_jobs.session import build_session
 from spark_jobs.state import StateLog
 from spark_jobs.storage import (
@@ -70,6 +71,10 @@ class BatchProcessor:
         self.store = store
         self.state = StateLog(store.db)
         self.feed = IntensityFeed(settings)
+        # Windows charged the fallback are corrected by the hot store in the first batch
+        # that knows their intensity (M6); this holds the segments and the waiting windows.
+        self.late = LateIntensity()
+        store.late = self.late
         self._slots_version = -1
         self._slots: DataFrame | None = None
         fb = load_fallback_table(settings.zone_averages_path)
@@ -93,22 +98,33 @@ class BatchProcessor:
         pdf = pd.DataFrame(rows, columns=schema.fieldNames())
         return self.spark.createDataFrame(pdf, schema=schema)
 
-    def slots(self) -> DataFrame:
-        self.feed.refresh()
+    def slots(self, watermark: float | None = None) -> DataFrame:
+        """The intensity lookup table of this batch (rebuilt only when the feed changed).
+
+        ``watermark``: no event older is valid in this batch. The feed forgets what only
+        older events could use (one window earlier, so a window the watermark cuts can still
+        be corrected), and windows ending before it no longer wait for a late intensity.
+        """
+        horizon = None if watermark is None else watermark - self.settings.window_s
+        self.feed.refresh(horizon_s=horizon)
+        self.late.horizon_s = watermark
         if self._slots is None or self._slots_version != self.feed.version:
-            records = self.feed.records()
+            segments = self.feed.segments()
+            if self._slots is not None:
+                self._slots.unpersist()
             self._slots = self._local_df(
-                slot_rows(to_segments(records)),
+                slot_rows(segments),
                 "zone string, slot_s long, seg_start_s long, seg_end_s long, "
                 "ref_g_per_kwh double, ref_provider string, ref_kind string",
             ).cache()
             self._slots_version = self.feed.version
-            self._publish_intensity(records)
+            self.late.use(segments)
+            self._publish_intensity(self.feed.take_unpublished())
         return self._slots
 
-    def _publish_intensity(self, records: list[Any]) -> None:
-        """Recent and upcoming intensity for the dashboard's grid chart."""
-        now = time.time()
+    def _publish_intensity(self, records: list[RefRecord]) -> None:
+        """Intensity for the dashboard's grid chart (a week back, three days ahead), as it
+        arrives: each record is written once, not the whole table per change (M10)."""
         rows = [
             {
                 "_id": f"{r.zone}|{r.start_s}",
@@ -120,10 +136,10 @@ class BatchProcessor:
                 "kind": r.kind,
             }
             for r in records
-            if now - 7 * 86400 <= r.start_s <= now + 3 * 86400
         ]
         if rows:
             self.store.write_intensity(rows)
+        self.store.trim_intensity(time.time() - IntensityFeed.DASHBOARD_PAST_S)
 
     # ------------------------------------------------------------------ one micro-batch
     def __call__(self, df: DataFrame, batch_id: int) -> None:
@@ -148,7 +164,9 @@ class BatchProcessor:
         prior = self.state.before(batch_id)
         late_before = prior.late_before(self.settings.lateness_s)
         lap("state")
-        slots = self.slots()
+        # The oldest time a known host may still send; a new host's older events may find the
+        # reference trimmed and get the cited fallback (flagged), never an error.
+        slots = self.slots(min(late_before.values(), default=None))
         lap("reference")
         checked = T.check(T.parse(df), late_before)
         obs = Observation(f"batch_{batch_id}")

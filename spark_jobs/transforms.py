@@ -343,6 +343,8 @@ def with_intensity(
     can be), and the hot path is a hash lookup on (zone, slot) plus a range check.
     ``world_g_per_kwh``: the last resort, a literal (a cross join could broadcast the events).
     """
+    from spark_jobs.reference import STATIC_PROVIDER, WORLD_PROVIDER
+
     ev = events.select("*", (F.col("ts_s") - F.pmod(F.col("ts_s"), F.lit(SLOT_S))).alias("slot_s"))
     sl = slots.select(
         F.col("zone").alias("sl_zone"), F.col("slot_s").alias("sl_slot_s"),
@@ -360,8 +362,8 @@ def with_intensity(
     provider = (
         F.when(ref.isNotNull(), F.col("ref_provider"))
         .when(rep.isNotNull(), F.lit("host-reported"))
-        .when(fb.isNotNull(), F.lit("static"))
-        .otherwise(F.lit("static:WORLD"))
+        .when(fb.isNotNull(), F.lit(STATIC_PROVIDER))
+        .otherwise(F.lit(WORLD_PROVIDER))
     )
     kind = (
         F.when(ref.isNotNull(), F.col("ref_kind"))
