@@ -1,7 +1,8 @@
 """Exactly-once for the streams real fleets send, end to end with the real Kafka, Spark and
 MongoDB-compatible server: duplicates in one batch and days later count once, one host's
 wrong clock cannot make another host's data late, late data is dead-lettered per host and per
-run, and the hot store, the cold window partials and ``carbonpipe runs`` agree."""
+run, poison records are dead-lettered with a reason while the job keeps going, and the hot
+store, the cold window partials and ``carbonpipe runs`` agree (``tests/fault/checker.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from carbonpipe.core.config import Settings
 from carbonpipe.core.timeutil import utc_iso
 from carbonpipe.core.versions import newest
+from tests.fault.checker import check_invariants, read_outcome
 from tests.spark_jobs.pipeline_harness import (
     StreamJob,
     consume_all,
@@ -61,7 +63,14 @@ def test_duplicates_count_once_and_hosts_keep_their_own_time(
     x = [ev("a", "X", i, 10 * i) for i in range(30)]
     first = x + x[5:20] + [ev("b", "Y", i, 10 * i) for i in range(5)]
     first.append(ev("z", "Z", 0, 25 * 3600))
-    produce(s, s.metrics_topic, [(e["run_id"], e) for e in first])
+    # Poison records: 200 KB of control characters, a byte count that would overflow the
+    # job's 64-bit conversion, a NaN energy (Python's json writes the NaN token).
+    poison: list[tuple[str | None, Any]] = [
+        (None, b"\x01" * 200_000),
+        ("X", ev("a", "X", 900, 20, net_sent_mb=1e13)),
+        ("X", ev("a", "X", 901, 30, cpu_energy_j=float("nan"))),
+    ]
+    produce(s, s.metrics_topic, [(e["run_id"], e) for e in first] + poison)
     job = StreamJob(s, tmp_path / "job.log")
     try:
         wait_for("batch 1 counted", lambda: counted(db).get("X", {}).get("n_events") == 30, job)
@@ -69,9 +78,13 @@ def test_duplicates_count_once_and_hosts_keep_their_own_time(
         # 30..34, and host b's events of 15 min before its newest: late for host b only.
         later = x[:10] + [ev("a", "X", i, 10 * i) for i in range(30, 35)]
         later += [ev("b", "Y", 10, 40 - 900), ev("b", "Y", 5, 50)]
+        # Host c was cut off for an hour: its events are far older than host a's newest, but
+        # not behind its own, so they count.
+        later += [ev("c", "C", i, 10 * i - 3600) for i in range(3)]
         produce(s, s.metrics_topic, [(e["run_id"], e) for e in later])
         wait_for("batch 2 counted", lambda: counted(db)["X"]["n_events"] == 35, job)
         wait_for("host b's events", lambda: counted(db)["Y"]["n_events"] == 6, job)
+        wait_for("host c's events", lambda: counted(db).get("C", {}).get("n_events") == 3, job)
         time.sleep(3)  # a double count would show in a later batch
     finally:
         job.stop()
@@ -81,6 +94,7 @@ def test_duplicates_count_once_and_hosts_keep_their_own_time(
     assert runs["X"]["energy_kwh"] == pytest.approx(35 * J_PER_EVENT / 3.6e6)
     assert runs["X"]["seq_ranges"] == [{"host": "a", "lo": 0, "hi": 34}]
     assert runs["Y"]["n_events"] == 6 and runs["Y"]["dead_letters"] == {"late": 1}
+    assert runs["C"]["n_events"] == 3 and not runs["C"]["dead_letters"]
     assert "Z" not in runs or not runs["Z"].get("n_events")  # the future event counts nowhere
     windows = [d for d in newest(db["windows"].find()) if d["run_id"] == "X"]
     assert sum(d["n_events"] for d in windows) == 35
@@ -88,7 +102,14 @@ def test_duplicates_count_once_and_hosts_keep_their_own_time(
     assert stats["duplicate"] == 25 and stats["late"] == 1 and stats["future_timestamp"] == 1
 
     dead = {json.loads(m.value)["reason"] for m in consume_all(s, s.dlq_topic)}
-    assert dead == {"late", "future_timestamp"}
+    assert dead == {"late", "future_timestamp", "not_json", "out_of_range:net_sent_mb",
+                    "not_finite:cpu_energy_j"}  # fmt: skip
+    assert runs["X"]["dead_letters"] == {"out_of_range:net_sent_mb": 1,
+                                         "not_finite:cpu_energy_j": 1}  # fmt: skip
+
+    emitted = {(e["host"], e["run_id"], e["seq"]) for e in first + later}
+    emitted |= {("a", "X", 900), ("a", "X", 901)}
+    check_invariants(read_outcome(s), emitted)
 
     import pyarrow.dataset as ds
 
