@@ -19,7 +19,7 @@ IDENTITY_COLUMNS = {
 }
 
 
-# What the pipeline did not count, per run (spark_jobs.hot_store.merge_run).
+# What the pipeline did not count, per run (spark_jobs.merge.merge_run).
 DELIVERY_COLUMNS = {
     "duplicates": "duplicates dropped",
     "late": "late (dead-lettered)",

@@ -27,8 +27,9 @@ from pyspark.sql import functions as F
 from carbonpipe.core.config import ConfigError, Settings, get_settings
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
-from spark_jobs.hot_store import HotStore, fold_windows
+from spark_jobs.hot_store import HotStore
 from spark_jobs.intensity_correction import LateIntensity
+from spark_jobs.merge import fold_windows
 from spark_jobs.reference import IntensityFeed, RefRecord, load_fallback_table, slot_rows
 from spark_jobs.session import build_session
 from spark_jobs.state import StateLog

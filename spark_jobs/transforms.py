@@ -391,7 +391,7 @@ def windows(enriched: DataFrame, window_s: int) -> DataFrame:
     the aggregates of ``carbonpipe.core.aggregates.AGGREGATES``.
 
     One row per window *and* intensity provider / schedule decision: fold them with
-    ``spark_jobs.hot_store.fold_windows``.
+    ``spark_jobs.merge.fold_windows``.
     """
 
     return (

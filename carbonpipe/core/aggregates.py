@@ -38,7 +38,7 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class Derived:
-    """A figure computed from the merged aggregates of a window or run (``hot_store._derive``)."""
+    """A figure computed from the merged aggregates of a window or run (``merge._derive``)."""
 
     name: str
     unit: str

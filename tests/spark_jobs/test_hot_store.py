@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from carbonpipe.core.versions import newest
-from spark_jobs.hot_store import (
-    Versions,
+from spark_jobs.hot_store import Versions
+from spark_jobs.merge import (
     merge_counts,
     merge_run,
     merge_window,
@@ -75,7 +75,7 @@ def test_method_label() -> None:
 
 
 def test_rows_per_provider_fold_into_one_window() -> None:
-    from spark_jobs.hot_store import fold_windows
+    from spark_jobs.merge import fold_windows
 
     a = {**part(), "intensity_provider": "trace"}
     a.pop("intensity_providers")

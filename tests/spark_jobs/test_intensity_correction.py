@@ -31,8 +31,9 @@ from carbonpipe.core.timeutil import utc_iso
 from carbonpipe.core.versions import newest
 from carbonpipe.services.topics import create_topics, topic_specs
 from spark_jobs import reference
-from spark_jobs.hot_store import HotStore, apply_corrections, merge_run, merge_window, run_parts
+from spark_jobs.hot_store import HotStore
 from spark_jobs.intensity_correction import LateIntensity, SegmentIndex, plan
+from spark_jobs.merge import apply_corrections, merge_run, merge_window, run_parts
 from spark_jobs.reference import IntensityFeed, Segment, load_fallback_table, slot_rows
 from tests.spark_jobs.pipeline_harness import StreamJob, produce, wait_for
 
