@@ -7,6 +7,10 @@ Delivery is at-least-once: an ack lost in flight can repeat an event; (host, run
 identifies it for de-duplication downstream. What is lost: nothing on SIGTERM/SIGINT or a
 broker outage; on SIGKILL or power loss, the events still in memory (the batch being sent,
 at most the send timeout's worth, ~10 s) - everything already spooled survives.
+
+Why one module of ~500 lines: the sinks and the publisher's delivery loop (spool, in-memory
+tail, backoff, loss accounting) are one state machine; split, its invariants (order kept,
+every event delivered, spooled or counted lost) would span files.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 One collector per host and run: a lock file in the run's spool directory refuses a second
 one (e.g. every DDP rank calling ``track``), so devices are counted once, never per rank.
+
+Why one module of ~500 lines: the run's lifecycle (zone and intensity choice, the run lock and
+seq reservation, the sampling loop, assembly from settings) is the collector's one
+composition root; its parts are small and each is used only here.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ the checkpoint (which re-runs the last uncommitted batch) counts nothing twice:
 - MongoDB: versioned insert-only documents ``key|b<batch>``; a replayed batch's versions
   already exist and are not written again (see ``spark_jobs.hot_store``).
 Also runnable as a plain ``spark-submit spark_jobs/stream.py`` application.
+
+Why one module of ~500 lines: ``BatchProcessor`` is the job's one orchestration of a
+micro-batch (validation, deduplication, windows, sinks, state), and ``run`` its restart loop;
+the pure parts live in ``transforms``, ``dedupe``, ``merge`` and ``reference``.
 """
 
 from __future__ import annotations
