@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import get_settings
+from carbonpipe.core.secrets import redact_uri
 from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
 from dashboard.advice import render as scheduling_advice
 from dashboard.data import (
@@ -35,7 +36,7 @@ def live() -> None:
     try:
         runs = fetch_runs(settings)
     except Exception as exc:  # the page must say what is wrong, not crash
-        st.error(f"MongoDB at {settings.mongo_uri} not reachable: {exc}")
+        st.error(f"MongoDB at {redact_uri(settings.mongo_uri)} not reachable: {type(exc).__name__}")
         return
     if not runs:
         st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")

@@ -4,11 +4,11 @@ or any real MongoDB named by ``MONGO_URI``, which carbonpipe then uses and never
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from carbonpipe.core.config import Settings
 from carbonpipe.core.layout import Layout
+from carbonpipe.core.secrets import redact_uri
 from carbonpipe.services import build
 from carbonpipe.services.process import StackError
 from carbonpipe.services.service import Service, say
@@ -35,11 +35,6 @@ def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
         client.close()
 
 
-def redact(uri: str) -> str:
-    """The URI without its credentials, for messages and ``status``."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
-
-
 def _prepare(settings: Settings, layout: Layout) -> tuple[list[str], Path]:
     binary = build.ferretdb_binary(layout)
     if not binary.exists():
@@ -61,7 +56,7 @@ MONGO = Service(
 def start_mongo(settings: Settings, wait: bool = True, timeout_s: float = 60.0) -> int | None:
     """Start the embedded FerretDB, or do nothing when MONGO_URI points at a real MongoDB."""
     if not settings.uses_embedded_mongo:
-        say(f"mongo: using external MongoDB {redact(settings.mongo_uri)} (MONGO_URI is set)")
+        say(f"mongo: using external MongoDB {redact_uri(settings.mongo_uri)} (MONGO_URI is set)")
         return None
     return MONGO.start(settings, wait, timeout_s)
 

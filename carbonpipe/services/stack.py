@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.secrets import redact_uri
 from carbonpipe.services.build import ensure_built, kafka_jars
 from carbonpipe.services.kafka import KAFKA, start_kafka, stop_kafka
 from carbonpipe.services.kafka import healthy as kafka_healthy
-from carbonpipe.services.mongo import MONGO, redact, start_mongo, stop_mongo
+from carbonpipe.services.mongo import MONGO, start_mongo, stop_mongo
 from carbonpipe.services.mongo import healthy as mongo_healthy
 from carbonpipe.services.process import StackError
 from carbonpipe.services.service import Service, home_layout, say
@@ -97,6 +98,6 @@ def status(settings: Settings) -> dict[str, ServiceStatus]:
     if "mongo" in out:
         out["mongo"] = replace(out["mongo"], address=f"ferretdb {out['mongo'].address}")
     else:  # someone else's MongoDB (MONGO_URI): no pid, no log of ours
-        out["mongo"] = ServiceStatus("mongo", redact(settings.mongo_uri), None,
+        out["mongo"] = ServiceStatus("mongo", redact_uri(settings.mongo_uri), None,
                                      mongo_healthy(settings), None)
     return out

@@ -18,19 +18,14 @@ training metrics and energy end up side by side. (MLflow's own documented behavi
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 
+from carbonpipe.core.secrets import redact_uri
 from collector.exporters.base import vendor, wait_for_run
 from collector.exporters.trackers import EVERY_N_EVENTS, TrackerLogger, labels
 
 RUN_ID_ENV = "MLFLOW_RUN_ID"  # read by mlflow.start_run() itself
-
-
-def _redact(text: str) -> str:
-    """Tracking URIs may carry credentials (https://user:token@host): never print them."""
-    return re.sub(r"//[^/@\s]+@", "//***@", text)
 
 
 class MlflowLogger(TrackerLogger):
@@ -99,7 +94,7 @@ class MlflowLogger(TrackerLogger):
         try:
             self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
         except Exception as exc:
-            raise RuntimeError(f"MLflow log_batch failed: {_redact(str(exc))}") from None
+            raise RuntimeError(f"MLflow log_batch failed: {redact_uri(str(exc))}") from None
 
     def close(self) -> None:
         super().close()

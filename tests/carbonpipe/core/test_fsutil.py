@@ -26,3 +26,4 @@ def test_a_failed_write_keeps_the_old_content(tmp_path: Path) -> None:
         atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]  # fails mid-write
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
