@@ -12,9 +12,17 @@ TopicSpecs = dict[str, tuple[int, dict[str, str]]]
 
 
 def topic_specs(settings: Settings) -> TopicSpecs:
-    """name -> (partitions, configs) of the topics the pipeline writes."""
+    """name -> (partitions, configs) of the topics the pipeline writes.
+
+    ``training.metrics`` is the record (Kappa): its retention is a setting, unlimited by
+    default, so the broker's default (7 days) never deletes history that `stream --rebuild`
+    would need. Dead letters stay bounded in size by the job (``spark_jobs.stream``).
+    """
     return {
-        settings.metrics_topic: (settings.metrics_partitions, {}),
+        settings.metrics_topic: (
+            settings.metrics_partitions,
+            {"retention.ms": str(settings.metrics_retention_ms)},
+        ),
         settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
         settings.dlq_topic: (1, {}),
     }
