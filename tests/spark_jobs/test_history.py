@@ -1,0 +1,128 @@
+"""History survives: a rebuild never replays a log that lost its start, never half-resets
+silently, and offsets lost under a running job stop it with a message.
+
+Real Kafka, Spark and FerretDB. The log start offset is moved the way retention moves it;
+on the local broker retention only runs every 5 minutes (``log.retention.check.interval.ms``),
+so after waiting a while for it the test deletes the records itself (``delete_records``, the
+same log-start move retention makes).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from carbonpipe.core.config import Settings
+from carbonpipe.services import stack
+from spark_jobs.storage import log_bounds
+from tests.spark_jobs.job_runs import (
+    counted,
+    event,
+    mongo,
+    parquet_event_count,
+    recent,
+    run_job,
+)
+from tests.spark_jobs.pipeline_harness import produce
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+
+@pytest.fixture()
+def job(unique_topics: Settings, tmp_path: Path) -> Settings:
+    return unique_topics.model_copy(update={
+        "cold_store_uri": str(tmp_path / "cold"),
+        "checkpoint_uri": str(tmp_path / "checkpoints"),
+        "trigger_s": 1.0,
+        "lateness_s": 3600,
+    })  # fmt: skip
+
+
+def test_default_topic_keeps_history(services: Settings) -> None:
+    """The metrics topic is created with unlimited retention (the log is the record)."""
+    specs = stack.topic_specs(services)
+    assert specs[services.metrics_topic][1]["retention.ms"] == "-1"
+    assert services.cold_events  # and the per-event archive is on
+
+
+def _move_log_start(s: Settings, wait_s: float = 20.0) -> None:
+    """Short retention on the metrics topic, then wait until the log no longer starts at 0."""
+    from kafka import TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.metrics_topic,
+                                            configs={"retention.ms": "1000",
+                                                     "segment.ms": "500"})])  # fmt: skip
+        for i in range(4):  # new records roll the segments that retention can then delete
+            produce(s, s.metrics_topic, [("run-h", event(100 + i, recent(1)))])
+            time.sleep(0.6)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if all(b.earliest > 0 for b in log_bounds(s, s.metrics_topic) if b.latest > 0):
+                return
+            time.sleep(1.0)
+        ends = {b.partition: b.latest for b in log_bounds(s, s.metrics_topic)}
+        admin.delete_records({TopicPartition(s.metrics_topic, p): end
+                              for p, end in ends.items() if end > 0})  # fmt: skip
+    finally:
+        admin.close()
+    assert all(b.earliest > 0 for b in log_bounds(s, s.metrics_topic) if b.latest > 0)
+
+
+def test_rebuild_refuses_when_the_log_lost_its_start(job: Settings, tmp_path: Path) -> None:
+    s = job
+    produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
+    rc, out = run_job(s, tmp_path / "once.log", "--once")
+    assert rc == 0, out
+    assert counted(s) == 10
+    db = mongo(s)
+    runs_before = sorted(d["_id"] for d in db["runs"].find())
+    cold = Path(s.cold_store_uri)
+    files_before = sorted(str(p) for p in cold.rglob("*.parquet"))
+    assert parquet_event_count(cold) == 10
+
+    _move_log_start(s)
+    rc, out = run_job(s, tmp_path / "rebuild.log", "--rebuild", "--once")
+    assert rc != 0, out
+    assert "refusing to rebuild" in out and f"{s.metrics_topic}[0]: offsets 0.." in out, out
+    # untouched: hot store, cold store and checkpoint
+    assert sorted(d["_id"] for d in db["runs"].find()) == runs_before
+    assert counted(s) == 10
+    assert sorted(str(p) for p in cold.rglob("*.parquet")) == files_before
+    assert (Path(s.checkpoint_uri) / "stream" / "offsets").is_dir()
+
+    # The same gap under the running job (its checkpoint is at offset 10, the log now starts
+    # past that): an error that says what happened, not a silent skip.
+    rc, out = run_job(s, tmp_path / "gap.log", "--once")
+    assert rc != 0, out
+    assert "are gone from the log" in out and "--accept-loss" in out, out
+    assert counted(s) == 10
+
+
+def test_a_crash_inside_rebuild_is_never_continued_silently(job: Settings, tmp_path: Path) -> None:
+    s = job
+    produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
+    rc, out = run_job(s, tmp_path / "once.log", "--once")
+    assert rc == 0 and counted(s) == 10, out
+
+    rc, out = run_job(s, tmp_path / "crash.log", "--rebuild", "--once",
+                      CARBONPIPE_FAULT_EXIT_IN_REBUILD="1")  # fmt: skip
+    assert rc == 137, out
+    assert mongo(s)["runs"].count_documents({}) == 0  # half-way: hot store gone, cold not
+
+    rc, out = run_job(s, tmp_path / "plain.log", "--once")  # e.g. `restart: unless-stopped`
+    assert rc != 0, out
+    assert "did not finish" in out and "--rebuild" in out, out
+    assert mongo(s)["runs"].count_documents({}) == 0  # it refused before writing anything
+
+    rc, out = run_job(s, tmp_path / "rebuild.log", "--rebuild", "--once")
+    assert rc == 0, out
+    assert counted(s) == 10  # once, from the log
+    cold = Path(s.cold_store_uri)
+    assert parquet_event_count(cold) == 10  # the new archive; the old one moved aside
+    aside = list((cold / "superseded").glob("*/events"))
+    assert len(aside) == 1 and parquet_event_count(aside[0].parent) == 10
