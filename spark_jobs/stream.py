@@ -55,6 +55,7 @@ PARQUET_COLUMNS = (
     "co2_g", "cpu_utilization_pct", "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb",
     "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
+    "predicted_energy_kwh", "predicted_co2_g", "predicted_epochs", "predicted_kwh_per_epoch",
 )  # fmt: skip
 
 

@@ -279,6 +279,8 @@ PLAIN = (
     "run_id", "user_id", "model_name", "interval_s", "seq", "cpu_utilization_pct",
     "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb", "disk_read_bytes",
     "disk_write_bytes", "schedule_decision_id", "epoch", "step", "cpu_host_energy_j",
+    # the collector's prediction (carbonpipe.core.aggregates: the latest value per window)
+    "predicted_energy_kwh", "predicted_co2_g", "predicted_epochs", "predicted_kwh_per_epoch",
 )  # fmt: skip
 
 
