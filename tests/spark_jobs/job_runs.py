@@ -22,7 +22,13 @@ from tests.spark_jobs.pipeline_harness import settings_env
 def run_job(
     settings: Settings, log_path: Path, *args: str, timeout_s: float = 300, **env: str
 ) -> tuple[int, str]:
-    """``python -m spark_jobs.stream ARGS`` to its end: (exit status, its output)."""
+    """``python -m spark_jobs.stream ARGS`` to its end: (exit status, its output).
+
+    A failing batch is retried twice, quickly, then the job gives up (status 1): a test
+    sees the failure in the output instead of waiting for its timeout.
+    """
+    env = {"CARBONPIPE_STREAM_MAX_CONSECUTIVE_FAILURES": "2",
+           "CARBONPIPE_STREAM_RETRY_INITIAL_S": "1", **env}  # fmt: skip
     with open(log_path, "wb") as out:
         proc = subprocess.run(
             [sys.executable, "-m", "spark_jobs.stream", *args],
