@@ -71,10 +71,10 @@ def test_replayed_dead_letters_count_once(job: Settings, tmp_path: Path) -> None
     assert sum(b.latest for b in log_bounds(s, s.metrics_topic)) == end  # nothing sent
 
     # The cause is fixed (a lateness that covers the host), then the letters are replayed.
-    fixed = {"CARBONPIPE_LATENESS_S": str(3 * 3600)}
+    fixed = str(3 * 3600)
     res = cli(s, "dlq", "replay", "--reason", "late", "--since", "2000-01-01T00:00:00Z")
     assert res.returncode == 0 and "replayed 3 of 3" in res.stdout, res.stdout + res.stderr
-    rc, out = run_job(s, tmp_path / "3.log", "--once", **fixed)
+    rc, out = run_job(s, tmp_path / "3.log", "--once", CARBONPIPE_LATENESS_S=fixed)
     assert rc == 0, out
     assert counted(s) == 8
 
@@ -85,7 +85,7 @@ def test_replayed_dead_letters_count_once(job: Settings, tmp_path: Path) -> None
     # Sent again anyway (a crash between the send and the marker): the job's de-duplication
     # by (host, run_id, seq) must count them once.
     produce(s, s.metrics_topic, [("run-h", json.loads(d.raw or "")) for d in read_letters(s)])
-    rc, out = run_job(s, tmp_path / "4.log", "--once", **fixed)
+    rc, out = run_job(s, tmp_path / "4.log", "--once", CARBONPIPE_LATENESS_S=fixed)
     assert rc == 0, out
     if counted(s) != 8:
         pytest.xfail("duplicates (host, run_id, seq) are counted twice until the job's "

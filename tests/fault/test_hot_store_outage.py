@@ -1,0 +1,95 @@
+"""B2: a hung hot store (FerretDB SIGSTOPped, not refused) neither wedges nor stops the job.
+
+The FerretDB here is a private one (own data folder, free port): the shared one serves other
+tests and sessions. Two outages: after each the job is alive, its failure count started again
+from 1 (it resets after a successful batch), and every event is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from carbonpipe.core.config import Settings
+from carbonpipe.services import build, stack
+from tests.spark_jobs.job_runs import counted, event, recent
+from tests.spark_jobs.pipeline_harness import StreamJob, produce, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def private_mongo(unique_topics: Settings, tmp_path: Path) -> Iterator[tuple[Settings, int]]:
+    """The job's settings on a FerretDB of its own, and that FerretDB's pid."""
+    home = tmp_path / "mongo-home"
+    (home / "bin").mkdir(parents=True)
+    binary = build.ferretdb_binary(unique_topics.layout)
+    (home / "bin" / binary.name).symlink_to(binary)
+    port = _free_port()
+    uri = f"mongodb://127.0.0.1:{port}/"
+    mine = unique_topics.model_copy(update={"home": home, "ferretdb_port": port, "mongo_uri": uri})
+    pid = stack.start_mongo(mine)
+    assert pid is not None
+    try:
+        yield mine.model_copy(update={
+            "home": unique_topics.home,  # jars and the rest from the shared home
+            "cold_store_uri": str(tmp_path / "cold"),
+            "checkpoint_uri": str(tmp_path / "checkpoints"),
+            "trigger_s": 1.0,
+            "lateness_s": 3600,
+        }), pid  # fmt: skip
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        stack.stop_mongo(mine)
+
+
+def test_hung_hot_store_is_retried_and_counts_once(
+    private_mongo: tuple[Settings, int], tmp_path: Path
+) -> None:
+    s, ferret = private_mongo
+    fast = {"CARBONPIPE_MONGO_TIMEOUT_S": "3", "CARBONPIPE_STREAM_RETRY_INITIAL_S": "1",
+            "CARBONPIPE_STREAM_RETRY_MAX_S": "4"}  # fmt: skip
+    job = StreamJob(s, tmp_path / "job.log", **fast)
+    seq = 0
+
+    def send(n: int) -> None:
+        nonlocal seq
+        produce(s, s.metrics_topic, [("run-h", event(seq + i, recent(20))) for i in range(n)])
+        seq += n
+
+    def failures(n: int) -> int:
+        """How many times the job logged its n-th failure in a row."""
+        return job.log_path.read_text(errors="replace").count(f"failure {n} in a row")
+
+    try:
+        send(10)
+        wait_for("the first events", lambda: counted(s) == 10, job)
+        for outage in (1, 2):
+            os.kill(ferret, signal.SIGSTOP)  # hung: connections open, nothing answers
+            try:
+                send(10)
+                # A second failure in a row in each outage: the count restarted from 1.
+                wait_for(f"two failed attempts in outage {outage}",
+                         lambda: failures(2) >= outage, job, timeout_s=180)  # noqa: B023
+            finally:
+                os.kill(ferret, signal.SIGCONT)
+            wait_for(f"the events after outage {outage}", lambda: counted(s) >= seq, job,
+                     timeout_s=240)  # fmt: skip
+        time.sleep(3.0)  # a double count would show in a later batch
+        assert counted(s) == seq == 30
+        assert job.alive(), job.tail()
+        assert failures(1) == 2  # once per outage: the count started again after recovery
+    finally:
+        job.stop()
