@@ -7,17 +7,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from carbonpipe.core.config import Settings
-from spark_jobs.dlq import counts, read_letters, select
+from spark_jobs.dlq import _letter, counts, read_letters, select
 from spark_jobs.storage import log_bounds
 from tests.spark_jobs.job_runs import cli, counted, event, recent, run_job
 from tests.spark_jobs.pipeline_harness import consume_all, produce
 
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+def _envelope(reason: str, raw: str, detected: str, truncated: bool = False) -> bytes:
+    return json.dumps({"reason": reason, "raw": raw, "raw_truncated": truncated,
+                       "detected_at": detected}).encode()  # fmt: skip
+
+
+def test_letters_are_selected_by_reason_and_time_and_counted_per_run() -> None:
+    ev = json.dumps(event(1, recent(0)))
+    letters = [
+        _letter("t:0:1", _envelope("late", ev, "2026-01-01T10:00:00Z")),
+        _letter("t:0:2", _envelope("late", ev, "2026-01-02T10:00:00Z")),
+        _letter("t:0:3", _envelope("wrong_type:epoch", ev, "2026-01-02T11:00:00Z")),
+        _letter("t:0:4", _envelope("not_json", "{oops", "2026-01-02T12:00:00Z")),
+    ]
+    assert [d.key for d in select(letters, reason="wrong_type")] == ["t:0:3"]
+    assert [d.key for d in select(letters, reason="wrong_type:epoch")] == ["t:0:3"]
+    since = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    until = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
+    assert [d.key for d in select(letters, since=since, until=until)] == ["t:0:2", "t:0:3"]
+    assert counts(letters) == [
+        {"reason": "late", "run_id": "run-h", "count": 2},
+        {"reason": "not_json", "run_id": None, "count": 1},
+        {"reason": "wrong_type:epoch", "run_id": "run-h", "count": 1},
+    ]
 
 
 @pytest.fixture()
@@ -29,6 +53,8 @@ def job(unique_topics: Settings, tmp_path: Path) -> Settings:
     })  # fmt: skip
 
 
+@pytest.mark.integration
+@pytest.mark.fault
 def test_a_poison_record_leaves_a_bounded_dead_letter(job: Settings, tmp_path: Path) -> None:
     """200 KB of 0x01 escapes to 1.2 MB of JSON: the envelope must stay under Kafka's 1 MB."""
     s = job
@@ -49,6 +75,8 @@ def test_a_poison_record_leaves_a_bounded_dead_letter(job: Settings, tmp_path: P
     assert res.returncode == 0 and "replayed 0 of 1" in res.stdout, res.stdout + res.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.fault
 def test_replayed_dead_letters_count_once(job: Settings, tmp_path: Path) -> None:
     s = job.model_copy(update={"lateness_s": 60})
     produce(s, s.metrics_topic, [("run-h", event(i, recent(10 - i))) for i in range(5)])

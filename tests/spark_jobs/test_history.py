@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.core.config import Settings
+from carbonpipe.core.config import ConfigError, Settings, load_settings
 from carbonpipe.services import stack
-from spark_jobs.storage import log_bounds
+from spark_jobs.hot_store import client_options
+from spark_jobs.storage import PartitionBounds, describe_gaps, log_bounds
 from tests.spark_jobs.job_runs import (
     counted,
     event,
@@ -27,7 +28,36 @@ from tests.spark_jobs.job_runs import (
 )
 from tests.spark_jobs.pipeline_harness import produce
 
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+def test_mongo_calls_time_out_and_wait_for_a_majority_only_on_a_replica_set() -> None:
+    plain = client_options("mongodb://127.0.0.1:27018/", 5.0)
+    assert plain["socketTimeoutMS"] == plain["serverSelectionTimeoutMS"] == 5000
+    assert plain["wTimeoutMS"] == 5000 and "w" not in plain  # FerretDB, standalone: w:1
+    rs = client_options("mongodb://a,b,c/?replicaSet=rs0", 5.0)
+    assert rs["w"] == "majority" and rs["journal"] is True
+    assert client_options("mongodb+srv://cluster.example/", 5.0)["w"] == "majority"
+    assert "w" not in client_options("mongodb://a,b/?replicaSet=rs0&w=1", 5.0)  # URI wins
+
+
+@pytest.mark.parametrize(("env", "value"), [
+    ("CARBONPIPE_METRICS_RETENTION_MS", "1000"),
+    ("CARBONPIPE_METRICS_RETENTION_MS", "0"),
+    ("CARBONPIPE_MONGO_TIMEOUT_S", "0"),
+    ("CARBONPIPE_STREAM_RETRY_INITIAL_S", "-1"),
+    ("CARBONPIPE_STREAM_MAX_CONSECUTIVE_FAILURES", "-1"),
+])  # fmt: skip
+def test_new_settings_are_range_checked(
+    env: str, value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=env):
+        load_settings(home=tmp_path)
+
+
+def test_a_gap_is_described_by_partition_offsets_and_time() -> None:
+    text = describe_gaps("m", [PartitionBounds(2, 42, 50, 1_767_225_600_000)])
+    assert text == ("m[2]: offsets 0..41 are gone (the log starts at 42; its oldest record "
+                    "was written 2026-01-01T00:00:00+00:00)")  # fmt: skip
 
 
 @pytest.fixture()
@@ -40,6 +70,7 @@ def job(unique_topics: Settings, tmp_path: Path) -> Settings:
     })  # fmt: skip
 
 
+@pytest.mark.integration
 def test_default_topic_keeps_history(services: Settings) -> None:
     """The metrics topic is created with unlimited retention (the log is the record)."""
     specs = stack.topic_specs(services)
@@ -73,6 +104,8 @@ def _move_log_start(s: Settings, wait_s: float = 20.0) -> None:
     assert all(b.earliest > 0 for b in log_bounds(s, s.metrics_topic) if b.latest > 0)
 
 
+@pytest.mark.integration
+@pytest.mark.fault
 def test_rebuild_refuses_when_the_log_lost_its_start(job: Settings, tmp_path: Path) -> None:
     s = job
     produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
@@ -103,6 +136,8 @@ def test_rebuild_refuses_when_the_log_lost_its_start(job: Settings, tmp_path: Pa
     assert counted(s) == 10
 
 
+@pytest.mark.integration
+@pytest.mark.fault
 def test_a_crash_inside_rebuild_is_never_continued_silently(job: Settings, tmp_path: Path) -> None:
     s = job
     produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
