@@ -72,6 +72,7 @@ def read_letters(settings: Settings, timeout_s: float = 30.0) -> list[DeadLetter
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
+        allow_auto_create_topics=False,  # asking must not create it (with default configs)
     )
     try:
         parts = consumer.partitions_for_topic(settings.dlq_topic) or set()

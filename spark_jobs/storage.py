@@ -83,6 +83,7 @@ def log_bounds(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
         consumer_timeout_ms=int(timeout_s * 1000),
+        allow_auto_create_topics=False,  # asking must not create it (with default configs)
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()

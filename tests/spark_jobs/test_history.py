@@ -71,11 +71,29 @@ def job(unique_topics: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.mark.integration
-def test_default_topic_keeps_history(services: Settings) -> None:
-    """The metrics topic is created with unlimited retention (the log is the record)."""
-    specs = stack.topic_specs(services)
-    assert specs[services.metrics_topic][1]["retention.ms"] == "-1"
-    assert services.cold_events  # and the per-event archive is on
+def test_metrics_topic_keeps_history(unique_topics: Settings) -> None:
+    """Created with unlimited retention, and set back to it on a topic that has 7 days; the
+    per-event archive is on by default."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    s = unique_topics
+    assert s.cold_events
+    topic = ConfigResource(ConfigResourceType.TOPIC, s.metrics_topic)
+
+    def retention() -> str:
+        found = admin.describe_configs([topic])
+        return str(found.get("topic", found)[s.metrics_topic]["retention.ms"]["value"])
+
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    try:
+        assert retention() == "-1"
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.metrics_topic,
+                                             configs={"retention.ms": "604800000"})])  # fmt: skip
+        assert retention() == "604800000"
+        stack.create_topics(s)
+        assert retention() == "-1"
+    finally:
+        admin.close()
 
 
 def _move_log_start(s: Settings, wait_s: float = 20.0) -> None:
