@@ -18,7 +18,7 @@ import pytest
 
 from carbonpipe.core.config import Settings
 from carbonpipe.services import build, stack
-from tests.spark_jobs.job_runs import counted, event, recent
+from tests.spark_jobs.job_runs import counted, event, job_settings, recent
 from tests.spark_jobs.pipeline_harness import StreamJob, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -43,13 +43,8 @@ def private_mongo(unique_topics: Settings, tmp_path: Path) -> Iterator[tuple[Set
     pid = stack.start_mongo(mine)
     assert pid is not None
     try:
-        yield mine.model_copy(update={
-            "home": unique_topics.home,  # jars and the rest from the shared home
-            "cold_store_uri": str(tmp_path / "cold"),
-            "checkpoint_uri": str(tmp_path / "checkpoints"),
-            "trigger_s": 1.0,
-            "lateness_s": 3600,
-        }), pid  # fmt: skip
+        # jars and the rest from the shared home
+        yield job_settings(mine, tmp_path, home=unique_topics.home, lateness_s=3600), pid
     finally:
         os.kill(pid, signal.SIGCONT)
         stack.stop_mongo(mine)

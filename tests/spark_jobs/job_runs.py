@@ -19,6 +19,16 @@ from carbonpipe.core.versions import newest
 from tests.spark_jobs.pipeline_harness import settings_env
 
 
+def job_settings(settings: Settings, tmp_path: Path, **update: Any) -> Settings:
+    """The test's settings with a cold store and checkpoint of its own, 1 s triggers."""
+    return settings.model_copy(update={
+        "cold_store_uri": str(tmp_path / "cold"),
+        "checkpoint_uri": str(tmp_path / "checkpoints"),
+        "trigger_s": 1.0,
+        **update,
+    })  # fmt: skip
+
+
 def run_job(
     settings: Settings, log_path: Path, *args: str, timeout_s: float = 300, **env: str
 ) -> tuple[int, str]:

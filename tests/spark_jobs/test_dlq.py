@@ -15,7 +15,7 @@ import pytest
 from carbonpipe.core.config import Settings
 from spark_jobs.dlq import _letter, counts, read_letters, select
 from spark_jobs.storage import log_bounds
-from tests.spark_jobs.job_runs import cli, counted, event, recent, run_job
+from tests.spark_jobs.job_runs import cli, counted, event, job_settings, recent, run_job
 from tests.spark_jobs.pipeline_harness import consume_all, produce
 
 
@@ -46,11 +46,7 @@ def test_letters_are_selected_by_reason_and_time_and_counted_per_run() -> None:
 
 @pytest.fixture()
 def job(unique_topics: Settings, tmp_path: Path) -> Settings:
-    return unique_topics.model_copy(update={
-        "cold_store_uri": str(tmp_path / "cold"),
-        "checkpoint_uri": str(tmp_path / "checkpoints"),
-        "trigger_s": 1.0,
-    })  # fmt: skip
+    return job_settings(unique_topics, tmp_path)
 
 
 @pytest.mark.integration

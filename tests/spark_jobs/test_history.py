@@ -21,6 +21,7 @@ from spark_jobs.storage import PartitionBounds, describe_gaps, log_bounds
 from tests.spark_jobs.job_runs import (
     counted,
     event,
+    job_settings,
     mongo,
     parquet_event_count,
     recent,
@@ -62,12 +63,14 @@ def test_a_gap_is_described_by_partition_offsets_and_time() -> None:
 
 @pytest.fixture()
 def job(unique_topics: Settings, tmp_path: Path) -> Settings:
-    return unique_topics.model_copy(update={
-        "cold_store_uri": str(tmp_path / "cold"),
-        "checkpoint_uri": str(tmp_path / "checkpoints"),
-        "trigger_s": 1.0,
-        "lateness_s": 3600,
-    })  # fmt: skip
+    return job_settings(unique_topics, tmp_path, lateness_s=3600)
+
+
+def _counted_once(s: Settings, tmp_path: Path) -> None:
+    """10 events in the log, counted by one `--once` run."""
+    produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
+    rc, out = run_job(s, tmp_path / "once.log", "--once")
+    assert rc == 0 and counted(s) == 10, out
 
 
 @pytest.mark.integration
@@ -126,10 +129,7 @@ def _move_log_start(s: Settings, wait_s: float = 20.0) -> None:
 @pytest.mark.fault
 def test_rebuild_refuses_when_the_log_lost_its_start(job: Settings, tmp_path: Path) -> None:
     s = job
-    produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
-    rc, out = run_job(s, tmp_path / "once.log", "--once")
-    assert rc == 0, out
-    assert counted(s) == 10
+    _counted_once(s, tmp_path)
     db = mongo(s)
     runs_before = sorted(d["_id"] for d in db["runs"].find())
     cold = Path(s.cold_store_uri)
@@ -158,9 +158,7 @@ def test_rebuild_refuses_when_the_log_lost_its_start(job: Settings, tmp_path: Pa
 @pytest.mark.fault
 def test_a_crash_inside_rebuild_is_never_continued_silently(job: Settings, tmp_path: Path) -> None:
     s = job
-    produce(s, s.metrics_topic, [("run-h", event(i, recent(30 - i))) for i in range(10)])
-    rc, out = run_job(s, tmp_path / "once.log", "--once")
-    assert rc == 0 and counted(s) == 10, out
+    _counted_once(s, tmp_path)
 
     rc, out = run_job(s, tmp_path / "crash.log", "--rebuild", "--once",
                       CARBONPIPE_FAULT_EXIT_IN_REBUILD="1")  # fmt: skip
