@@ -17,15 +17,14 @@ def topic_specs(settings: Settings) -> TopicSpecs:
 
     ``training.metrics`` is the record (Kappa): its retention is a setting, unlimited by
     default, so the broker's default (7 days) never deletes history that `stream --rebuild`
-    would need. Dead letters stay bounded in size by the job (``spark_jobs.stream``).
+    would need. Dead letters are rejected input: kept as long, so `carbonpipe dlq replay` can
+    re-send them whenever their cause is fixed (the job bounds each one's size).
     """
+    keep = {"retention.ms": str(settings.metrics_retention_ms)}
     return {
-        settings.metrics_topic: (
-            settings.metrics_partitions,
-            {"retention.ms": str(settings.metrics_retention_ms)},
-        ),
+        settings.metrics_topic: (settings.metrics_partitions, keep),
         settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
-        settings.dlq_topic: (1, {}),
+        settings.dlq_topic: (1, dict(keep)),
     }
 
 

@@ -13,4 +13,4 @@ def test_topic_specs_from_settings(tmp_path: Path) -> None:
     specs = topic_specs(s)
     assert specs[s.metrics_topic] == (5, {"retention.ms": "-1"})  # the log keeps history
     assert specs[s.intensity_topic][1] == {"cleanup.policy": "compact"}
-    assert s.dlq_topic in specs
+    assert specs[s.dlq_topic][1] == {"retention.ms": "-1"}  # dead letters stay replayable
