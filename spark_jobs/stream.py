@@ -465,8 +465,8 @@ def run(
             return 1
         delay = min(settings.stream_retry_initial_s * 2 ** (failures - 1),
                     settings.stream_retry_max_s)  # fmt: skip
-        log.error("stream failed (%s); failure %d in a row, restart from checkpoint in %.1f s",
-                  exc, failures, delay)  # fmt: skip
+        log.error("stream failed (failure %d in a row); restart from checkpoint in %.1f s: %s",
+                  failures, delay, exc)  # fmt: skip
         deadline = time.monotonic() + delay
         while not stop["flag"] and time.monotonic() < deadline:
             time.sleep(min(0.5, delay))
