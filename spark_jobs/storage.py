@@ -115,14 +115,16 @@ def describe_gaps(topic: str, gaps: list[PartitionBounds]) -> str:
     """What a replay from the log would miss, partition by partition."""
     lines = []
     for g in gaps:
-        since = (
-            datetime.fromtimestamp(g.earliest_ts_ms / 1000, timezone.utc).isoformat()
+        when = (
+            "all written before "
+            + datetime.fromtimestamp(g.earliest_ts_ms / 1000, timezone.utc).isoformat()
+            + ", when the oldest record still there was written"
             if g.earliest_ts_ms is not None
-            else "unknown (the partition is empty now)"
+            else "when they were written is unknown: the partition holds nothing now"
         )
         lines.append(
             f"{topic}[{g.partition}]: offsets 0..{g.earliest - 1} are gone "
-            f"(the log starts at {g.earliest}; its oldest record was written {since})"
+            f"(the log starts at {g.earliest}; {when})"
         )
     return "\n  ".join(lines)
 

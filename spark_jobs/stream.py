@@ -450,12 +450,15 @@ def run(
             failures = 0  # a batch succeeded since the last start: the budget is whole again
         if exc is None or stop["flag"]:
             return 0
-        if "KAFKA_DATA_LOSS" in str(exc) or "Some data may have been lost" in str(exc):
+        said = " ".join(str(exc).split())
+        found = [said.find(m) for m in ("KAFKA_DATA_LOSS", "Some data may have been lost")]
+        cause = min((i for i in found if i >= 0), default=-1)
+        if cause >= 0:
             raise UserError(
                 f"offsets of {settings.metrics_topic} that this job has not read yet are gone "
                 "from the log (deleted by retention, or the topic was deleted and recreated), "
                 "so the events in them cannot be counted. Spark said: "
-                f"{' '.join(str(exc).split())[:900]}\nTo go on without them (they stay lost), "
+                f"{said[cause : cause + 700]}\nTo go on without them (they stay lost), "
                 "run `carbonpipe stream --accept-loss` once; if the topic was recreated, "
                 "`carbonpipe stream --rebuild` replays it from its start instead"
             ) from None

@@ -57,8 +57,10 @@ def test_new_settings_are_range_checked(
 
 def test_a_gap_is_described_by_partition_offsets_and_time() -> None:
     text = describe_gaps("m", [PartitionBounds(2, 42, 50, 1_767_225_600_000)])
-    assert text == ("m[2]: offsets 0..41 are gone (the log starts at 42; its oldest record "
-                    "was written 2026-01-01T00:00:00+00:00)")  # fmt: skip
+    assert text == (
+        "m[2]: offsets 0..41 are gone (the log starts at 42; all written before "
+        "2026-01-01T00:00:00+00:00, when the oldest record still there was written)"
+    )
 
 
 @pytest.fixture()
