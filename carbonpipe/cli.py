@@ -26,7 +26,7 @@ COMMAND_OWNERS = {
     "intensity": "carbonpipe.intensity.cli", "feed": "carbonpipe.intensity.cli",
     "zones": "carbonpipe.intensity.cli",
     "schedule": "carbonpipe.scheduling.cli",
-    "stream": "spark_jobs.cli", "sql": "spark_jobs.cli",
+    "stream": "spark_jobs.cli", "sql": "spark_jobs.cli", "dlq": "spark_jobs.cli",
     "runs": "carbonpipe.query", "users": "carbonpipe.query",
     "dashboard": "dashboard.cli",
 }  # fmt: skip

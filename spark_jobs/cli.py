@@ -1,4 +1,5 @@
-"""``carbonpipe stream`` (the streaming job) and ``carbonpipe sql`` (ad-hoc SQL, cold store)."""
+"""``carbonpipe stream`` (the streaming job), ``carbonpipe sql`` (ad-hoc SQL, cold store) and
+``carbonpipe dlq`` (dead letters, ``spark_jobs.dlq``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from carbonpipe.core.config import get_settings
 def _stream(args: argparse.Namespace) -> int:
     from spark_jobs.stream import run
 
-    return run(get_settings(), once=args.once, rebuild_first=args.rebuild)
+    return run(
+        get_settings(), once=args.once, rebuild_first=args.rebuild, accept_loss=args.accept_loss
+    )
 
 
 def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
@@ -29,7 +32,8 @@ def sql_query(query: str, limit: int = 1000) -> list[dict[str, Any]]:
     except AnalysisException as exc:
         if "TABLE_OR_VIEW_NOT_FOUND" in str(exc) and "`events`" in str(exc):
             raise UserError(
-                "table `events` is empty: the per-event archive is off by default. Query "
+                "table `events` is empty: the per-event archive is off "
+                "(CARBONPIPE_COLD_EVENTS=false) or the job has written nothing yet. Query "
                 "`windows` (1-minute totals) instead, or set CARBONPIPE_COLD_EVENTS=true for the "
                 "streaming job (events from then on, or all of them after `carbonpipe stream "
                 "--rebuild`)"
@@ -54,7 +58,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--rebuild",
         action="store_true",
-        help="forget all results and replay the log from the start",
+        help="forget all results and replay the log from the start (refused when retention "
+        "has deleted part of the log; the old cold store is moved to <cold>/superseded/)",
+    )
+    p.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="go on past offsets the log no longer holds (they stay uncounted) instead of "
+        "stopping with an error",
     )
     p.set_defaults(func=_stream)
     q = sub.add_parser(
@@ -65,6 +76,9 @@ def register(sub: Any) -> None:
     q.add_argument("--json", action="store_true")
     q.add_argument("--limit", type=int, default=1000)
     q.set_defaults(func=_sql)
+    from spark_jobs import dlq
+
+    dlq.register(sub)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from carbonpipe.core.config import ConfigError, Settings, get_settings
+from carbonpipe.core.errors import CarbonpipeError, UserError
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore
@@ -38,9 +39,16 @@ from spark_jobs.reference import IntensityFeed, RefRecord, load_fallback_table, 
 from spark_jobs.session import build_session
 from spark_jobs.state import StateLog
 from spark_jobs.storage import (
+    begin_rebuild,
     checkpoint_path,
     delete_uri,
+    describe_gaps,
+    end_rebuild,
     events_path,
+    history_gaps,
+    move_uri,
+    superseded_path,
+    unfinished_rebuild,
     uri_exists,
     windows_path,
 )
@@ -54,6 +62,7 @@ PARQUET_COLUMNS = (
     "co2_g", "cpu_utilization_pct", "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb",
     "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
+    "predicted_energy_kwh", "predicted_co2_g", "predicted_epochs", "predicted_kwh_per_epoch",
 )  # fmt: skip
 
 
@@ -318,11 +327,22 @@ class BatchProcessor:
         return out, kept + redone_rows, extras, n_dup
 
     def _dead_letter(self, invalid: DataFrame, batch_id: int) -> None:
+        """Invalid records -> the dead-letter topic, each envelope bounded in size.
+
+        A record's text is cut to 64 Ki characters (at most ~400 KB once JSON-escaped, under
+        Kafka's 1 MB record limit): an oversized envelope would fail the write, and so the
+        batch, for ever (H4). The envelope keeps the full text's length and sha256 and the
+        source ``topic:partition:offset``, where the whole record still is.
+        """
+        raw_max = 64 * 1024
         key = F.concat_ws(":", "src_topic", "src_partition", "src_offset")
         value = F.to_json(
             F.struct(
                 F.col("reason"),
-                F.col("raw"),
+                F.substring("raw", 1, raw_max).alias("raw"),
+                (F.length("raw") > raw_max).alias("raw_truncated"),
+                F.octet_length("raw").alias("raw_bytes"),
+                F.sha2(F.col("raw"), 256).alias("raw_sha256"),
                 F.col("src_topic").alias("topic"),
                 F.col("src_partition").alias("partition"),
                 F.col("src_offset").alias("offset"),
@@ -379,12 +399,40 @@ class BatchProcessor:
 
 
 def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
-    """Kappa replay: forget every result, so the next start rebuilds them from the log."""
+    """Kappa replay: forget every result, so the next start rebuilds them from the log.
+
+    The replay reads the log only (the cold archive is not read back), so it refuses while
+    retention has deleted the start of the log: that history would be gone from every store,
+    and nothing is touched. The reset is one recoverable step: a marker is written before
+    the first store is reset and removed after the last, and every start refuses while it
+    exists, so a crash half-way cannot leave an empty hot store that a restart continues as if
+    nothing happened. The checkpoint goes first (no start can resume the old offsets); the
+    cold store being replaced is moved aside to ``<cold>/superseded/<time>``, never deleted.
+    """
+    gaps = history_gaps(settings)
+    if gaps:
+        raise UserError(
+            f"refusing to rebuild: retention has deleted the start of {settings.metrics_topic}, "
+            f"so a replay from the log would lose those events for good:\n  "
+            f"{describe_gaps(settings.metrics_topic, gaps)}\n"
+            f"Nothing was changed: the hot store ({settings.mongo_db}) and the cold store "
+            f"({settings.cold_store_uri}) still hold the results of those events. Keep the log "
+            f"complete from now on with retention.ms=-1 on {settings.metrics_topic} "
+            "(CARBONPIPE_METRICS_RETENTION_MS, unlimited by default for new topics)."
+        )
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    begin_rebuild(store.db, stamp)
+    delete_uri(spark, checkpoint_path(settings))
     for coll in ("windows", "runs", "stats", "job_state", "intensity"):
         store.db[coll].drop()
-    delete_uri(spark, events_path(settings))
-    delete_uri(spark, windows_path(settings))
-    delete_uri(spark, checkpoint_path(settings))
+    if settings.fault_exit_in_rebuild:
+        os._exit(137)  # fault injection: half-way (hot store empty, cold store still old)
+    aside = superseded_path(settings, stamp)
+    for name, path in (("events", events_path(settings)), ("windows", windows_path(settings))):
+        if move_uri(spark, path, f"{aside}/{name}"):
+            log.info("rebuild: moved %s to %s/%s", path, aside, name)
+    end_rebuild(store.db)
+    log.info("rebuild: stores reset; replaying %s from offset 0", settings.metrics_topic)
 
 
 def min_partitions(spark: SparkSession, settings: Settings) -> int:
@@ -399,6 +447,9 @@ def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
         "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
         "subscribe": settings.metrics_topic,
         "startingOffsets": "earliest",
+        # Offsets lost to retention or to a recreated topic stop the job with an error
+        # (``run`` explains it) instead of being skipped without a word.
+        "failOnDataLoss": "true",
         "minPartitions": str(min_partitions(spark, settings)),
         # Bigger fetches: about 30 % more events/s from the broker on a small machine.
         "kafka.max.partition.fetch.bytes": str(16 << 20),
@@ -407,8 +458,24 @@ def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
 
 
 def start(
-    spark: SparkSession, settings: Settings, processor: BatchProcessor, available_now: bool = False
+    spark: SparkSession,
+    settings: Settings,
+    processor: BatchProcessor,
+    available_now: bool = False,
+    accept_loss: bool = False,
 ) -> Any:
+    """Starts the query; refuses (``CarbonpipeError``) where the stores do not belong together.
+
+    ``accept_loss``: skip offsets the log no longer holds (logged by Spark) instead of failing.
+    """
+    marker = unfinished_rebuild(processor.store.db)
+    if marker is not None:
+        raise UserError(
+            f"a `carbonpipe stream --rebuild` started at {marker.get('started')} did not finish "
+            f"(CARBONPIPE_MONGO_DB={settings.mongo_db}): the hot store, the checkpoint and the "
+            "cold store may be half reset, and continuing would count from an incomplete state. "
+            "Run `carbonpipe stream --rebuild` again to finish it"
+        )
     cp = checkpoint_path(settings)
     if not uri_exists(spark, cp + "/offsets") and processor.state.any_query_id() is not None:
         raise ConfigError(
@@ -419,7 +486,7 @@ def start(
     raw = (
         spark.readStream.format("kafka")
         .options(**source_options(spark, settings))
-        .option("failOnDataLoss", "false")
+        .option("failOnDataLoss", "false" if accept_loss else "true")
         .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
         .load()
     )
@@ -438,17 +505,22 @@ def run(
     *,
     once: bool = False,
     rebuild_first: bool = False,
-    max_restarts: int = 1000,
+    accept_loss: bool = False,
+    max_restarts: int | None = None,
 ) -> int:
     """Runs until stopped (or, with ``once``, until the log is drained).
 
-    A failed micro-batch (a sink down, say) stops the query; it is restarted from the
-    checkpoint after a back-off, so the job keeps running and loses nothing.
+    A failed micro-batch (MongoDB down or hung, say) stops the query; it is restarted from the
+    checkpoint after a back-off that doubles up to ``stream_retry_max_s``, so the job stays up
+    and loses nothing. The count of consecutive failures resets after a successful batch; a
+    limit (``stream_max_consecutive_failures``, or ``max_restarts``; 0 = none) ends the job
+    with status 1. A refusal (``CarbonpipeError``) or a gap in the log is not retried:
+    restarting cannot fix it, so the job stops with the message that says what to do.
     """
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     spark = build_session(settings, "carbonpipe-stream")
-    store = HotStore(settings.mongo_uri, settings.mongo_db)
+    store = HotStore(settings.mongo_uri, settings.mongo_db, timeout_s=settings.mongo_timeout_s)
     if rebuild_first:
         rebuild(spark, settings, store)
     stop = {"flag": False}
@@ -458,28 +530,59 @@ def run(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    restarts = 0
+    limit = settings.stream_max_consecutive_failures if max_restarts is None else max_restarts
+    failures = 0
     while True:
-        processor = BatchProcessor(spark, settings, store)
-        query = start(spark, settings, processor, available_now=once)
-        log.info("streaming %s -> %s and %s", settings.metrics_topic, settings.mongo_db,
-                 events_path(settings))  # fmt: skip
+        processor: BatchProcessor | None = None
+        exc: BaseException | None = None
         try:
+            # Inside the try: MongoDB down at the first start is retried like any outage.
+            processor = BatchProcessor(spark, settings, store)
+            query = start(spark, settings, processor, available_now=once,
+                          accept_loss=accept_loss)  # fmt: skip
+            log.info("streaming %s -> %s and %s", settings.metrics_topic, settings.mongo_db,
+                     events_path(settings))  # fmt: skip
             while query.isActive and not stop["flag"]:
                 query.awaitTermination(1.0)
             if stop["flag"] and query.isActive:
                 query.stop()
             exc = query.exception()
+        except CarbonpipeError:
+            raise
         except Exception as e:
             exc = e
-        processor.feed.close()
-        if exc is None or stop["flag"] or (once and exc is None):
+        finally:
+            if processor is not None:
+                processor.feed.close()
+        if processor is not None and processor.last_stats:
+            failures = 0  # a batch succeeded since the last start: the budget is whole again
+        if exc is None or stop["flag"]:
             return 0
-        restarts += 1
-        log.error("stream failed (%s); restart %d from checkpoint in 5 s", exc, restarts)
-        if restarts > max_restarts:
+        said = " ".join(str(exc).split())
+        found = [said.find(m) for m in ("KAFKA_DATA_LOSS", "Some data may have been lost")]
+        cause = min((i for i in found if i >= 0), default=-1)
+        if cause >= 0:
+            raise UserError(
+                f"offsets of {settings.metrics_topic} that this job has not read yet are gone "
+                "from the log (deleted by retention, or the topic was deleted and recreated), "
+                "so the events in them cannot be counted. Spark said: "
+                f"{said[cause : cause + 700]}\nTo go on without them (they stay lost), "
+                "run `carbonpipe stream --accept-loss` once; if the topic was recreated, "
+                "`carbonpipe stream --rebuild` replays it from its start instead"
+            ) from None
+        failures += 1
+        if limit and failures > limit:
+            log.error("stream failed %d times in a row (%s); giving up", failures, exc)
             return 1
-        time.sleep(min(5.0 * restarts, 60.0))
+        delay = min(settings.stream_retry_initial_s * 2 ** (failures - 1),
+                    settings.stream_retry_max_s)  # fmt: skip
+        log.error("stream failed (failure %d in a row); restart from checkpoint in %.1f s: %s",
+                  failures, delay, exc)  # fmt: skip
+        deadline = time.monotonic() + delay
+        while not stop["flag"] and time.monotonic() < deadline:
+            time.sleep(min(0.5, delay))
+        if stop["flag"]:
+            return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -488,8 +591,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="drain the log, then stop")
     parser.add_argument("--rebuild", action="store_true", help="replay from the start")
+    parser.add_argument(
+        "--accept-loss", action="store_true", help="skip offsets the log no longer holds"
+    )
     args = parser.parse_args(argv)
-    return run(once=args.once, rebuild_first=args.rebuild)
+    try:
+        return run(once=args.once, rebuild_first=args.rebuild, accept_loss=args.accept_loss)
+    except CarbonpipeError as exc:  # spark-submit / python -m: the message, not a traceback
+        print(f"carbonpipe stream: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

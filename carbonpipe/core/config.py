@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     intensity_topic: str = Field(default="grid.intensity", min_length=1)
     dlq_topic: str = Field(default="training.metrics.dlq", min_length=1)
     metrics_partitions: int = Field(default=3, ge=1, le=10_000)
+    # Kappa: the log is the record, so ``training.metrics`` keeps everything unless told
+    # otherwise (-1 = unlimited). A finite value must leave the job time to catch up after an
+    # outage (at least an hour); `stream --rebuild` refuses once history has been deleted.
+    metrics_retention_ms: int = Field(default=-1, ge=-1)
 
     # --- MongoDB (hot store). Unset -> the embedded FerretDB started by infra/ ------------
     mongo_uri: str = Field(
@@ -81,16 +85,29 @@ class Settings(BaseSettings):
     max_offsets_per_trigger: int = Field(default=2_000_000, ge=1)
     shuffle_partitions: int = Field(default=2, ge=1)
     spark_driver_memory: str = "2g"
-    # Per-event Parquet archive beside the window partials. Off by default: it costs ~35 % more
-    # time per event (bench/results/pipeline.json), and Kafka, the log of record, keeps them.
-    cold_events: bool = False
+    # Per-event Parquet archive beside the window partials. On by default: with a finite
+    # retention it is the only complete record of the valid events; it costs ~35 % more time
+    # per event (bench/results/pipeline.json).
+    cold_events: bool = True
     # Spark tasks per micro-batch read of the log; 0 = Kafka partitions x Spark's default
     # parallelism, so every core gets an equal share (3 partitions on 2 cores otherwise leave
     # one core idle for a third of each batch).
     kafka_min_partitions: int = Field(default=0, ge=0)
     spark_jars_dir: Path = Path()  # default: <home>/jars/spark
+    # A failed micro-batch (MongoDB down or hung, say) restarts the query after a back-off that
+    # doubles from ``stream_retry_initial_s``, capped at ``stream_retry_max_s``; it resets
+    # after a batch succeeds. 0 consecutive failures allowed = retry for ever (job stays up).
+    stream_retry_initial_s: float = Field(default=2.0, gt=0, le=3600)
+    stream_retry_max_s: float = Field(default=60.0, gt=0, le=86_400)
+    stream_max_consecutive_failures: int = Field(default=0, ge=0)
+    # Every MongoDB call of the job gives up after this (server selection, connect, socket
+    # reads, write concern): a hung server fails the batch, which is retried, instead of
+    # wedging the job.
+    mongo_timeout_s: float = Field(default=30.0, ge=0.1, le=3600)
     # Test only: the job exits after its sinks and before the commit (crash-recovery tests).
     fault_exit_after_sinks: bool = Field(default=False, description="test only")
+    # Test only: `--rebuild` exits half-way (hot store dropped, cold store not yet moved).
+    fault_exit_in_rebuild: bool = Field(default=False, description="test only")
 
     # --- collector ------------------------------------------------------------------------
     sample_interval_s: float = Field(default=1.0, ge=0.05, le=3600)
@@ -141,6 +158,16 @@ class Settings(BaseSettings):
                 f"list of {', '.join(PROVIDER_NAMES)}"
             )
         return ",".join(names)
+
+    @field_validator("metrics_retention_ms")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v != -1 and v < 3_600_000:
+            raise ValueError(
+                "CARBONPIPE_METRICS_RETENTION_MS is -1 (keep the log for ever, the default) or "
+                "at least 3600000 (1 h): a shorter log loses events whenever the job is down"
+            )
+        return v
 
     @field_validator("budgets_g", mode="before")
     @classmethod

@@ -9,21 +9,34 @@ from carbonpipe.core.config import Settings
 from carbonpipe.services.process import StackError
 
 TopicSpecs = dict[str, tuple[int, dict[str, str]]]
+ENFORCED_ON_EXISTING = ("retention.ms",)  # configs set on topics that already exist
 
 
 def topic_specs(settings: Settings) -> TopicSpecs:
-    """name -> (partitions, configs) of the topics the pipeline writes."""
+    """name -> (partitions, configs) of the topics the pipeline writes.
+
+    ``training.metrics`` is the record (Kappa): its retention is a setting, unlimited by
+    default, so the broker's default (7 days) never deletes history that `stream --rebuild`
+    would need. Dead letters are rejected input: kept as long, so `carbonpipe dlq replay` can
+    re-send them whenever their cause is fixed (the job bounds each one's size).
+    """
+    keep = {"retention.ms": str(settings.metrics_retention_ms)}
     return {
-        settings.metrics_topic: (settings.metrics_partitions, {}),
+        settings.metrics_topic: (settings.metrics_partitions, keep),
         settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
-        settings.dlq_topic: (1, {}),
+        settings.dlq_topic: (1, dict(keep)),
     }
 
 
 def create_topics(settings: Settings, specs: TopicSpecs | None = None,
                   timeout_s: float = 30.0) -> list[str]:
-    """Create the missing topics (existing ones are left alone); returns the ones created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    """Create the missing topics; returns the ones created.
+
+    Existing topics keep their partitions and configs, except the retention declared here,
+    which is set on them too: a topic made by an older carbonpipe (or auto-created) has the
+    broker's 7 days and would silently lose history that `stream --rebuild` needs.
+    """
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     specs = topic_specs(settings) if specs is None else specs
@@ -34,6 +47,10 @@ def create_topics(settings: Settings, specs: TopicSpecs | None = None,
         existing = set(admin.list_topics())
         for name, (parts, configs) in specs.items():
             if name in existing:
+                kept = {k: v for k, v in configs.items() if k in ENFORCED_ON_EXISTING}
+                if kept:  # incremental: other overrides on the topic stay as they are
+                    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name,
+                                                        configs=kept)])  # fmt: skip
                 continue
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1,
