@@ -9,7 +9,7 @@ from carbonpipe.core.config import Settings
 from carbonpipe.services.process import StackError
 
 TopicSpecs = dict[str, tuple[int, dict[str, str]]]
-ENFORCED_ON_EXISTING = ("retention.ms",)  # configs set on topics that already exist
+ENFORCED_ON_EXISTING = ("retention.ms", "message.timestamp.type")  # set on existing ones too
 
 
 def topic_specs(settings: Settings) -> TopicSpecs:
@@ -18,11 +18,14 @@ def topic_specs(settings: Settings) -> TopicSpecs:
     ``training.metrics`` is the record (Kappa): its retention is a setting, unlimited by
     default, so the broker's default (7 days) never deletes history that `stream --rebuild`
     would need. Dead letters are rejected input: kept as long, so `carbonpipe dlq replay` can
-    re-send them whenever their cause is fixed (the job bounds each one's size).
+    re-send them whenever their cause is fixed (the job bounds each one's size). Its records
+    carry the broker's append time (LogAppendTime), the clock the job judges a future-dated
+    event against (``future_timestamp``): a host's own clock cannot vouch for itself.
     """
     keep = {"retention.ms": str(settings.metrics_retention_ms)}
+    metrics = {**keep, "message.timestamp.type": "LogAppendTime"}
     return {
-        settings.metrics_topic: (settings.metrics_partitions, keep),
+        settings.metrics_topic: (settings.metrics_partitions, metrics),
         settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
         settings.dlq_topic: (1, dict(keep)),
     }
