@@ -34,6 +34,11 @@ def _default_home() -> Path:
 
 
 PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
+# Where a test may make the streaming job die (``CARBONPIPE_FAULT_EXIT_AT``), in the order a
+# micro-batch reaches them: after the window partials are in Parquet, after the dead letters
+# are in Kafka, after MongoDB holds the batch, after the job's own state records it. Every
+# point is before Spark commits the batch, so a restart must replay it (``tests/fault``).
+FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "after_mongo", "after_state")
 SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
 
 __all__ = ["REPO_ROOT", "ConfigError", "Settings", "get_settings", "load_settings"]
@@ -89,8 +94,10 @@ class Settings(BaseSettings):
     # one core idle for a third of each batch).
     kafka_min_partitions: int = Field(default=0, ge=0)
     spark_jars_dir: Path = Path()  # default: <home>/jars/spark
-    # Test only: the job exits after its sinks and before the commit (crash-recovery tests).
-    fault_exit_after_sinks: bool = Field(default=False, description="test only")
+    # Test only: the job exits (status 137, as if SIGKILLed) at this point of the first
+    # micro-batch that reaches it, before Spark commits the batch; one of FAULT_POINTS, or ""
+    # (never). Crash-recovery tests use it to prove that a replay counts nothing twice.
+    fault_exit_at: str = Field(default="", description="test only")
 
     # --- collector ------------------------------------------------------------------------
     sample_interval_s: float = Field(default=1.0, ge=0.05, le=3600)
@@ -141,6 +148,13 @@ class Settings(BaseSettings):
                 f"list of {', '.join(PROVIDER_NAMES)}"
             )
         return ",".join(names)
+
+    @field_validator("fault_exit_at")
+    @classmethod
+    def _known_fault_point(cls, v: str) -> str:
+        if v and v not in FAULT_POINTS:
+            raise ValueError(f"unknown fault point {v!r}; one of {', '.join(FAULT_POINTS)}")
+        return v
 
     @field_validator("budgets_g", mode="before")
     @classmethod
