@@ -83,8 +83,10 @@ def test_collector_sigkilled_five_times(
         workload.wait()
     if not stack.kafka_healthy(private_kafka):
         stack.start_kafka(private_kafka)
-    flush = subprocess.run([sys.executable, "-m", "carbonpipe.cli", "collect", "--flush-spool"],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    flush_cmd = [sys.executable, "-m", "carbonpipe.cli", "collect", "--flush-spool"]
+    flush = subprocess.run(
+        flush_cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert flush.returncode == 0, f"seed {seed}: {flush.stderr}"
 
     written: set[Key] = set()
