@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 KILLS = 5
 RUN = "jepsen-lite"
-INTERVAL_S = 0.5
+INTERVAL_S = 0.2  # many samples per instance: a kill lands mid-send more often
 LOST_PER_KILL = 5  # events a killed collector may hold in memory only: a few samples
 
 
@@ -118,4 +118,3 @@ def test_collector_sigkilled_five_times(
           f"({sum(in_kafka.values()) - len(in_kafka)} duplicates there), {len(unsent)} unsent, "
           f"broker down for instances {sorted(down)}")  # fmt: skip
     check_invariants(read_outcome(s), set(in_kafka))
-    assert counted(db)[RUN]["n_events"] <= len(in_kafka), f"seed {seed}"
