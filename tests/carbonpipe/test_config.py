@@ -91,5 +91,5 @@ def test_the_fault_point_is_one_the_job_knows(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CARBONPIPE_FAULT_EXIT_AT", "after_mongo")
     assert load_settings().fault_exit_at == "after_mongo"
     monkeypatch.setenv("CARBONPIPE_FAULT_EXIT_AT", "after_sinks")
-    with pytest.raises(ConfigError, match="CARBONPIPE_FAULT_EXIT_AT.*after_windows_parquet"):
+    with pytest.raises(ConfigError, match=r"CARBONPIPE_FAULT_EXIT_AT.*after_windows_parquet"):
         load_settings()
