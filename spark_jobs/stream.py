@@ -231,6 +231,7 @@ class BatchProcessor:
                     extras = _range_extras(new_ranges(rows))
                 self._parquet_windows(partials, batch_id)
                 lap("windows_parquet")
+                self._fault("after_windows_parquet")
             finally:
                 for df_ in cleanup:
                     df_.unpersist()
@@ -251,16 +252,15 @@ class BatchProcessor:
                     dead = extras.setdefault(row["run_id"], {}).setdefault("dead_letters", {})
                     dead[row["reason"]] = int(row["count"])
         lap("dead_letters")
+        self._fault("after_dead_letters")
         newest_by_host: dict[str, float] = {}
         for r in rows:
             newest_by_host[r["host"]] = max(newest_by_host.get(r["host"], 0), r["last_ts_s"])
         n_windows = self.store.write_batch(batch_id, rows, counts, extras)
         lap("mongo")
-        if n_valid and self.settings.fault_exit_after_sinks:
-            # Fault injection for the restart test: die after the sinks, before Spark
-            # records the batch as committed, so the next start must replay it.
-            os._exit(137)
+        self._fault("after_mongo")
         self.state.write(prior.advanced(batch_id, newest_by_host, self.query_id))
+        self._fault("after_state")
         self.last_stats = {
             "batch_id": batch_id,
             "counts": counts,
@@ -271,6 +271,14 @@ class BatchProcessor:
         }
         self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
+
+    def _fault(self, point: str) -> None:
+        """Test-only fault injection (``CARBONPIPE_FAULT_EXIT_AT``): die here, hard, before
+        Spark records the batch as committed, so the next start must replay it; the crash
+        tests prove a replay from any of these points counts nothing twice."""
+        if self.settings.fault_exit_at == point:
+            log.warning("fault injection: exiting at %s of this batch", point)
+            os._exit(137)
 
     def _deduplicate(
         self,

@@ -34,6 +34,11 @@ def _default_home() -> Path:
 
 
 PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
+# Where a test may make the streaming job die (``CARBONPIPE_FAULT_EXIT_AT``), in the order a
+# micro-batch reaches them: after the window partials are in Parquet, after the dead letters
+# are in Kafka, after MongoDB holds the batch, after the job's own state records it. Every
+# point is before Spark commits the batch, so a restart must replay it (``tests/fault``).
+FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "after_mongo", "after_state")
 SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
 
 __all__ = ["REPO_ROOT", "ConfigError", "Settings", "get_settings", "load_settings"]
@@ -104,10 +109,12 @@ class Settings(BaseSettings):
     # reads, write concern): a hung server fails the batch, which is retried, instead of
     # wedging the job.
     mongo_timeout_s: float = Field(default=30.0, ge=0.1, le=3600)
-    # Test only: the job exits after its sinks and before the commit (crash-recovery tests).
-    fault_exit_after_sinks: bool = Field(default=False, description="test only")
     # Test only: `--rebuild` exits half-way (hot store dropped, cold store not yet moved).
     fault_exit_in_rebuild: bool = Field(default=False, description="test only")
+    # Test only: the job exits (status 137, as if SIGKILLed) at this point of the first
+    # micro-batch that reaches it, before Spark commits the batch; one of FAULT_POINTS, or ""
+    # (never). Crash-recovery tests use it to prove that a replay counts nothing twice.
+    fault_exit_at: str = Field(default="", description="test only")
 
     # --- collector ------------------------------------------------------------------------
     sample_interval_s: float = Field(default=1.0, ge=0.05, le=3600)
@@ -167,6 +174,13 @@ class Settings(BaseSettings):
                 "CARBONPIPE_METRICS_RETENTION_MS is -1 (keep the log for ever, the default) or "
                 "at least 3600000 (1 h): a shorter log loses events whenever the job is down"
             )
+        return v
+
+    @field_validator("fault_exit_at")
+    @classmethod
+    def _known_fault_point(cls, v: str) -> str:
+        if v and v not in FAULT_POINTS:
+            raise ValueError(f"unknown fault point {v!r}; one of {', '.join(FAULT_POINTS)}")
         return v
 
     @field_validator("budgets_g", mode="before")

@@ -84,3 +84,12 @@ def test_budgets_parse_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("CARBONPIPE_BUDGETS_G", bad)
         with pytest.raises(ConfigError, match="CARBONPIPE_BUDGETS_G"):
             load_settings()
+
+
+def test_the_fault_point_is_one_the_job_knows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt test-only fault point would make a crash test pass without any crash."""
+    monkeypatch.setenv("CARBONPIPE_FAULT_EXIT_AT", "after_mongo")
+    assert load_settings().fault_exit_at == "after_mongo"
+    monkeypatch.setenv("CARBONPIPE_FAULT_EXIT_AT", "after_sinks")
+    with pytest.raises(ConfigError, match=r"CARBONPIPE_FAULT_EXIT_AT.*after_windows_parquet"):
+        load_settings()

@@ -42,7 +42,7 @@ def read_outcome(settings: Settings) -> Outcome:
 
     from tests.spark_jobs.pipeline_harness import consume_all
 
-    db = MongoClient(settings.mongo_uri, tz_aware=True)[settings.mongo_db]
+    db: Any = MongoClient(settings.mongo_uri, tz_aware=True)[settings.mongo_db]
     runs = {d["run_id"]: d for d in newest(db["runs"].find())}
     windows = newest(db["windows"].find())
     cold = Path(settings.cold_store_uri) / "windows"

@@ -10,16 +10,15 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from carbonpipe.core.config import Settings
-from carbonpipe.core.timeutil import utc_iso
 from carbonpipe.core.versions import newest
 from tests.fault.checker import check_invariants, read_outcome
+from tests.fault.scenario import J_PER_EVENT, counted, ev, job_settings, mongo
 from tests.spark_jobs.pipeline_harness import (
     StreamJob,
     consume_all,
@@ -30,33 +29,12 @@ from tests.spark_jobs.pipeline_harness import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
-J_PER_EVENT = 360.0  # every event below: 360 J of CPU
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-T0 = NOW - timedelta(hours=2)
-
-
-def ev(host: str, run: str, seq: int, t_s: float, **kw: Any) -> dict[str, Any]:
-    return {
-        "timestamp": utc_iso(T0 + timedelta(seconds=t_s)), "run_id": run, "user_id": "u",
-        "model_name": "m", "host": host, "region": "GB", "interval_s": 10, "seq": seq,
-        "schema_version": 1, "cpu_energy_j": J_PER_EVENT, "cpu_method": "measured", **kw,
-    }  # fmt: skip
-
-
-def counted(db: Any) -> dict[str, dict[str, Any]]:
-    return {d["run_id"]: d for d in newest(db["runs"].find())}
-
 
 def test_duplicates_count_once_and_hosts_keep_their_own_time(
     unique_topics: Settings, tmp_path: Path
 ) -> None:
-    s = unique_topics.model_copy(update={
-        "cold_store_uri": str(tmp_path / "cold"), "checkpoint_uri": str(tmp_path / "ckpt"),
-        "trigger_s": 1.0, "lateness_s": 600,
-    })  # fmt: skip
-    from pymongo import MongoClient
-
-    db = MongoClient(s.mongo_uri, tz_aware=True)[s.mongo_db]
+    s = job_settings(unique_topics, tmp_path, lateness_s=600)
+    db = mongo(s)
     # Batch 1: run X on host a, seqs 0..29 every 10 s, with seqs 5..19 delivered twice (a spool
     # replayed after a lost ack lands in the same batch); host b's run Y, and one event of
     # host z dated 23 h ahead (a wrong clock).

@@ -460,7 +460,7 @@ def test_late_intensity_corrects_windows_and_runs_exactly_once(
     produce(s, s.intensity_topic, [intensity("DE", DE_REAL)])
     tick()
     states = db["job_state"].count_documents({})
-    crashing = StreamJob(s, tmp_path / "job2.log", CARBONPIPE_FAULT_EXIT_AFTER_SINKS="1")
+    crashing = StreamJob(s, tmp_path / "job2.log", CARBONPIPE_FAULT_EXIT_AT="after_mongo")
     wait_for("the crashing job to exit", lambda: not crashing.alive(), None, timeout_s=300)
     assert crashing.proc.returncode == 137, crashing.tail()
     assert db["job_state"].count_documents({}) == states  # died before recording the batch

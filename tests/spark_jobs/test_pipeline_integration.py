@@ -244,7 +244,7 @@ def test_exact_totals_dead_letters_and_restarts(pipeline: Settings, tmp_path: Pa
 
     # 1. A job that dies right after writing the sinks of its first batch, before Spark
     #    commits it: the restart must replay that batch without counting it twice.
-    crashing = StreamJob(s, tmp_path / "job1.log", CARBONPIPE_FAULT_EXIT_AFTER_SINKS="1")
+    crashing = StreamJob(s, tmp_path / "job1.log", CARBONPIPE_FAULT_EXIT_AT="after_mongo")
     wait_for("the crashing job to exit", lambda: not crashing.alive(), None, timeout_s=300)
     assert crashing.proc.returncode == 137, crashing.tail()
     assert db["windows"].count_documents({}) > 0  # its sinks were written
