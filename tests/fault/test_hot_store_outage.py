@@ -1,12 +1,15 @@
-"""B2: a hung hot store (FerretDB SIGSTOPped, not refused) neither wedges nor stops the job.
+"""B2: a hung hot store (FerretDB SIGSTOPped, not refused) and a killed one (SIGKILL while a
+batch is in flight, then started again on the same data) neither wedge nor stop the job.
 
 The FerretDB here is a private one (own data folder, free port): the shared one serves other
-tests and sessions. Two outages: after each the job is alive, its failure count started again
-from 1 (it resets after a successful batch), and every event is counted exactly once.
+tests and sessions. Two hangs and a kill: after each the job is alive, its failure count
+started again from 1 (it resets after a successful batch), and every event is counted exactly
+once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -33,9 +36,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PrivateMongo:
+    """A FerretDB of the test's own: its pid, and a restart on the same data."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        pid = stack.start_mongo(settings)
+        assert pid is not None
+        self.pid = pid
+
+    def restart(self) -> None:
+        pid = stack.start_mongo(self.settings)
+        assert pid is not None and pid != self.pid
+        self.pid = pid
+
+
 @pytest.fixture()
-def private_mongo(unique_topics: Settings, tmp_path: Path) -> Iterator[tuple[Settings, int]]:
-    """The job's settings on a FerretDB of its own, and that FerretDB's pid."""
+def private_mongo(
+    unique_topics: Settings, tmp_path: Path
+) -> Iterator[tuple[Settings, PrivateMongo]]:
+    """The job's settings on a FerretDB of its own, and that FerretDB."""
     home = tmp_path / "mongo-home"
     (home / "bin").mkdir(parents=True)
     binary = build.ferretdb_binary(unique_topics.layout)
@@ -43,20 +63,21 @@ def private_mongo(unique_topics: Settings, tmp_path: Path) -> Iterator[tuple[Set
     port = _free_port()
     uri = f"mongodb://127.0.0.1:{port}/"
     mine = unique_topics.model_copy(update={"home": home, "ferretdb_port": port, "mongo_uri": uri})
-    pid = stack.start_mongo(mine)
-    assert pid is not None
+    mongo = PrivateMongo(mine)
     try:
         # jars and the rest from the shared home
-        yield job_settings(mine, tmp_path, home=unique_topics.home, lateness_s=3600), pid
+        yield job_settings(mine, tmp_path, home=unique_topics.home, lateness_s=3600), mongo
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(mongo.pid, signal.SIGCONT)
         stack.stop_mongo(mine)
 
 
-def test_hung_hot_store_is_retried_and_counts_once(
-    private_mongo: tuple[Settings, int], tmp_path: Path
+def test_hung_or_killed_hot_store_is_retried_and_counts_once(
+    private_mongo: tuple[Settings, PrivateMongo], tmp_path: Path
 ) -> None:
-    s, ferret = private_mongo
+    s, mongo = private_mongo
+    ferret = mongo.pid
     fast = {"CARBONPIPE_MONGO_TIMEOUT_S": "3", "CARBONPIPE_STREAM_RETRY_INITIAL_S": "1",
             "CARBONPIPE_STREAM_RETRY_MAX_S": "4"}  # fmt: skip
     job = StreamJob(s, tmp_path / "job.log", **fast)
@@ -94,8 +115,18 @@ def test_hung_hot_store_is_retried_and_counts_once(
             # in the Kafka source's progress metrics, which the retry loop absorbs).
             send(1)
             wait_for("a batch after the recovery", lambda: counted(s) >= seq, job, timeout_s=240)
+        # Killed, not hung, while the next batch is on its way; started again on its data.
+        before = len(failures())
+        send(10)
+        os.kill(mongo.pid, signal.SIGKILL)
+        wait_for("a failure while the hot store is gone", lambda: len(failures()) > before,
+                 job, timeout_s=180)  # fmt: skip
+        mongo.restart()
+        wait_for("the events after the kill", lambda: counted(s) >= seq, job, timeout_s=240)
+        send(1)
+        wait_for("a batch after the restart", lambda: counted(s) >= seq, job, timeout_s=240)
         time.sleep(3.0)  # a double count would show in a later batch
-        assert counted(s) == seq == 32
+        assert counted(s) == seq == 43
         assert job.alive(), job.tail()
     finally:
         job.stop()
