@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from carbonpipe.core.units import J_PER_KWH
+from carbonpipe.core.units import DEVICES, J_PER_KWH
 
-ENERGY_FIELDS = ("cpu_energy_j", "gpu_energy_j", "ram_energy_j")
+ENERGY_FIELDS = tuple(f"{d}_energy_j" for d in DEVICES)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from carbonpipe.core.units import J_PER_KWH
-
-DEVICES = ("cpu", "gpu", "ram")
+from carbonpipe.core.units import DEVICES, J_PER_KWH
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from carbonpipe.core.aggregates import AGGREGATES, DEVICES
+from carbonpipe.core.aggregates import AGGREGATES
 from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema
-from carbonpipe.core.units import J_PER_KWH
+from carbonpipe.core.units import DEVICES, J_PER_KWH
 from spark_jobs.schema import (
     CORRUPT_COLUMN,
     FieldRule,

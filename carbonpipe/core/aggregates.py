@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from carbonpipe.core.units import J_PER_KWH
+from carbonpipe.core.units import DEVICES, J_PER_KWH
 
 Merge = Literal["sum", "max", "min", "last", "xor"]
-DEVICES = ("cpu", "gpu", "ram")
 
 
 @dataclass(frozen=True)

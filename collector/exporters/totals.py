@@ -19,11 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from carbonpipe.core.units import J_PER_KWH
+from carbonpipe.core.units import DEVICES, J_PER_KWH
 from carbonpipe.intensity.errors import NotCovered
 from carbonpipe.intensity.static import StaticProvider
-
-DEVICES = ("cpu", "gpu", "ram")
 
 
 @dataclass(frozen=True)

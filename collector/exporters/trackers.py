@@ -20,7 +20,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from collector.exporters.totals import DEVICES, RunTotals
+from carbonpipe.core.units import DEVICES
+from collector.exporters.totals import RunTotals
 
 PREFIX = "carbonpipe"
 EVERY_N_EVENTS = 30
