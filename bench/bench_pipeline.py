@@ -257,10 +257,7 @@ def bench(args: argparse.Namespace, argv: list[str] | None) -> int:
     })  # fmt: skip
     print(f"[bench 1/4] services (Kafka, MongoDB default) and topics {settings.metrics_topic}")
     try:
-        stack.ensure_built(settings)
-        stack.start_kafka(settings)
-        stack.start_mongo(settings)
-        stack.create_topics(settings)
+        stack.up(settings)  # build what is missing, start both services, create the topics
     except stack.StackError as exc:
         raise BenchError(f"the local stack did not start ({exc}): run make setup") from exc
     print(f"[bench 2/4] generating {args.events:,} events and preloading them into Kafka")
