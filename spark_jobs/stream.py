@@ -76,6 +76,15 @@ def _range_extras(
     return out
 
 
+def fault(settings: Settings, point: str) -> None:
+    """Test-only fault injection (``CARBONPIPE_FAULT_EXIT_AT``): die here, hard (status 137, as
+    a SIGKILL would), before Spark commits the batch or the rebuild completes, so the next
+    start must recover; the crash tests prove nothing is counted twice or lost."""
+    if settings.fault_exit_at == point:
+        log.warning("fault injection: exiting at %s", point)
+        os._exit(137)
+
+
 class BatchProcessor:
     """``foreachBatch`` body. Holds the reference tables and the sinks between batches."""
 
@@ -273,12 +282,7 @@ class BatchProcessor:
         log.info("batch %s", json.dumps(self.last_stats))
 
     def _fault(self, point: str) -> None:
-        """Test-only fault injection (``CARBONPIPE_FAULT_EXIT_AT``): die here, hard, before
-        Spark records the batch as committed, so the next start must replay it; the crash
-        tests prove a replay from any of these points counts nothing twice."""
-        if self.settings.fault_exit_at == point:
-            log.warning("fault injection: exiting at %s of this batch", point)
-            os._exit(137)
+        fault(self.settings, point)
 
     def _deduplicate(
         self,
@@ -433,8 +437,7 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
     delete_uri(spark, checkpoint_path(settings))
     for coll in ("windows", "runs", "stats", "job_state", "intensity"):
         store.db[coll].drop()
-    if settings.fault_exit_in_rebuild:
-        os._exit(137)  # fault injection: half-way (hot store empty, cold store still old)
+    fault(settings, "in_rebuild")  # half-way: hot store empty, cold store still old
     aside = superseded_path(settings, stamp)
     for name, path in (("events", events_path(settings)), ("windows", windows_path(settings))):
         if move_uri(spark, path, f"{aside}/{name}"):

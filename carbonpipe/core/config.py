@@ -38,7 +38,10 @@ PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
 # micro-batch reaches them: after the window partials are in Parquet, after the dead letters
 # are in Kafka, after MongoDB holds the batch, after the job's own state records it. Every
 # point is before Spark commits the batch, so a restart must replay it (``tests/fault``).
-FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "after_mongo", "after_state")
+BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "after_mongo",
+                      "after_state")  # fmt: skip
+# ... and half-way through ``stream --rebuild`` (hot store dropped, cold store not yet moved).
+FAULT_POINTS = (*BATCH_FAULT_POINTS, "in_rebuild")
 SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
 
 __all__ = ["REPO_ROOT", "ConfigError", "Settings", "get_settings", "load_settings"]
@@ -109,11 +112,9 @@ class Settings(BaseSettings):
     # reads, write concern): a hung server fails the batch, which is retried, instead of
     # wedging the job.
     mongo_timeout_s: float = Field(default=30.0, ge=0.1, le=3600)
-    # Test only: `--rebuild` exits half-way (hot store dropped, cold store not yet moved).
-    fault_exit_in_rebuild: bool = Field(default=False, description="test only")
-    # Test only: the job exits (status 137, as if SIGKILLed) at this point of the first
-    # micro-batch that reaches it, before Spark commits the batch; one of FAULT_POINTS, or ""
-    # (never). Crash-recovery tests use it to prove that a replay counts nothing twice.
+    # Test only: the job exits (status 137, as if SIGKILLed) at this point (of the first
+    # micro-batch that reaches it, or of a rebuild); one of FAULT_POINTS, or "" (never).
+    # Crash-recovery tests use it to prove that a replay counts nothing twice.
     fault_exit_at: str = Field(default="", description="test only")
 
     # --- collector ------------------------------------------------------------------------

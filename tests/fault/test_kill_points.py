@@ -4,7 +4,7 @@ A micro-batch writes its sinks one after another (window partials to Parquet, de
 Kafka, the batch to MongoDB, the job's own state) and only then does Spark commit it; a crash
 between any two leaves some sinks written and the batch uncommitted, so the restart replays
 it. Each point is reached through the job's test-only hook (``CARBONPIPE_FAULT_EXIT_AT``,
-``carbonpipe.core.config.FAULT_POINTS``), which exits 137 as a SIGKILL would. After the replay
+``carbonpipe.core.config.BATCH_FAULT_POINTS``), which exits 137 as a SIGKILL would. After the replay
 the totals are exact and the four invariants hold (``tests/fault/checker.py``): hot = cold,
 nothing counted twice, dead letters only the ones expected.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonpipe.core.config import FAULT_POINTS, Settings
+from carbonpipe.core.config import BATCH_FAULT_POINTS, Settings
 from tests.fault.checker import check_invariants, read_outcome
 from tests.fault.scenario import KWH_PER_EVENT, counted, ev, job_settings, key, mongo
 from tests.spark_jobs.pipeline_harness import StreamJob, consume_all, produce, wait_for
@@ -31,7 +31,7 @@ BAD = ev("a", "K", 900, 15, cpu_energy_j=float("nan"))  # dead-lettered, with it
 BAD_REASON = "not_finite:cpu_energy_j"
 
 
-@pytest.mark.parametrize("point", FAULT_POINTS)
+@pytest.mark.parametrize("point", BATCH_FAULT_POINTS)
 def test_killed_at_each_sink_boundary(unique_topics: Settings, tmp_path: Path, point: str) -> None:
     s = job_settings(unique_topics, tmp_path)
     db = mongo(s)
@@ -42,7 +42,7 @@ def test_killed_at_each_sink_boundary(unique_topics: Settings, tmp_path: Path, p
     crashing.stop()
     assert crashing.proc.returncode == 137, crashing.tail()
     # It died where it was told to: the sinks before the point are written, those after not.
-    wrote_mongo = FAULT_POINTS.index(point) >= FAULT_POINTS.index("after_mongo")
+    wrote_mongo = BATCH_FAULT_POINTS.index(point) >= BATCH_FAULT_POINTS.index("after_mongo")
     assert (counted(db).get("K", {}).get("n_events") == N) is wrote_mongo
     assert db["job_state"].count_documents({}) == (1 if point == "after_state" else 0)
     assert (Path(s.cold_store_uri) / "windows").exists()

@@ -163,7 +163,7 @@ def test_a_crash_inside_rebuild_is_never_continued_silently(job: Settings, tmp_p
     _counted_once(s, tmp_path)
 
     rc, out = run_job(s, tmp_path / "crash.log", "--rebuild", "--once",
-                      CARBONPIPE_FAULT_EXIT_IN_REBUILD="1")  # fmt: skip
+                      CARBONPIPE_FAULT_EXIT_AT="in_rebuild")  # fmt: skip
     assert rc == 137, out
     assert mongo(s)["runs"].count_documents({}) == 0  # half-way: hot store gone, cold not
 
