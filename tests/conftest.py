@@ -31,10 +31,8 @@ def services() -> Iterator[Settings]:
     wanted = ["kafka", "mongo"]
     was_up = {name: stack.healthy(settings, name) for name in wanted}
     try:
-        stack.ensure_built(settings)
-        stack.start_kafka(settings)
-        stack.start_mongo(settings)
-        stack.create_topics(settings)
+        stack.ensure_built(settings)  # every part: private_kafka needs the jars even when a
+        stack.up(settings)  # broker already answers; then start both and create the topics
     except stack.StackError as exc:
         pytest.fail(f"local services could not start: {exc}", pytrace=False)
     yield settings
