@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -144,25 +144,6 @@ def fetch_days(
         if doc:
             out.append(doc)
     return out
-
-
-def user_totals(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per-user totals folded from run totals (pure: for a page of runs already read)."""
-    users: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        u = users.setdefault(
-            r["user_id"],
-            {"user_id": r["user_id"], "runs": 0, "energy_kwh": 0.0, "co2_g": 0.0},
-        )  # fmt: skip
-        u["runs"] += 1
-        u["energy_kwh"] += r.get("energy_kwh") or 0.0
-        u["co2_g"] += r.get("co2_g") or 0.0
-    out = []
-    for u in users.values():
-        e = u["energy_kwh"]
-        u["mean_intensity_g_per_kwh"] = u["co2_g"] / e if e > 0 else None
-        out.append(u)
-    return sorted(out, key=lambda u: -u["co2_g"])
 
 
 def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from carbonpipe.core.config import get_settings
 from carbonpipe.core.secrets import redact_uri
-from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
+from carbonpipe.query import fetch_intensity, fetch_runs, fetch_totals, fetch_windows
 from dashboard.advice import render as scheduling_advice
 from dashboard.data import (
     budget_rows,
@@ -22,6 +22,7 @@ from dashboard.data import (
 )
 
 settings = get_settings()
+PAGE_ROWS = 200  # runs listed (newest first); totals come from the rollups
 st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")
 st.title("carbonpipe — training energy and emissions")
 st.caption(
@@ -33,26 +34,29 @@ st.caption(
 
 @st.fragment(run_every=settings.dashboard_refresh_s)
 def live() -> None:
+    # Each refresh reads the rollups and the rows on screen, never the history (issue 12).
     try:
-        runs = fetch_runs(settings)
+        runs = fetch_runs(settings, limit=PAGE_ROWS)
+        totals = {t["dim"]: t for t in fetch_totals(settings, "all")}.get("all", {})
+        users = [{"user_id": u["value"], **u} for u in fetch_totals(settings, "user")]
+        models = [{"model_name": m["value"], **m} for m in fetch_totals(settings, "model")]
     except Exception as exc:  # the page must say what is wrong, not crash
         st.error(f"MongoDB at {redact_uri(settings.mongo_uri)} not reachable: {type(exc).__name__}")
         return
     if not runs:
         st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")
         return
-    total_kwh = sum(r.get("energy_kwh") or 0 for r in runs)
-    total_g = sum(r.get("co2_g") or 0 for r in runs)
+    total_kwh = totals.get("energy_kwh") or 0.0
+    total_g = totals.get("co2_g") or 0.0
     c1, c2, c3 = st.columns(3)
-    c1.metric("runs", len(runs))
+    c1.metric("runs", int(totals.get("runs") or 0))
     c2.metric("energy (kWh)", f"{total_kwh:.6f}")
     c3.metric("CO₂e (g)", f"{total_g:.3f}")
 
-    st.subheader("Runs")
+    st.subheader(f"Runs (newest {PAGE_ROWS})" if len(runs) >= PAGE_ROWS else "Runs")
     st.dataframe(pd.DataFrame(runs_table(runs)), hide_index=True, use_container_width=True)
 
     left, right = st.columns(2)
-    users = user_totals(runs)
     with left:
         st.subheader("Per user")
         st.dataframe(
@@ -64,8 +68,9 @@ def live() -> None:
             st.dataframe(pd.DataFrame(budget_rows(users, budgets)), hide_index=True)
     with right:
         st.subheader("Per model")
-        models = pd.DataFrame(runs).groupby("model_name")[["energy_kwh", "co2_g"]].sum()
-        st.dataframe(models.reset_index(), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(models)[["model_name", "runs", "energy_kwh", "co2_g"]], hide_index=True
+        )
 
     st.subheader("Live power and emissions")
     run_ids = [r["run_id"] for r in runs]
