@@ -23,11 +23,9 @@ def run_fields() -> tuple[str, ...]:
 
 
 def _db(settings: Settings) -> Any:
-    from pymongo import MongoClient
+    from carbonpipe.core.mongo import mongo_client
 
-    client: Any = MongoClient(
-        settings.mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
+    client: Any = mongo_client(settings.mongo_uri, timeout_s=5.0)
     return client[settings.mongo_db]
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import get_settings
-from carbonpipe.core.secrets import redact_uri
 from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
 from dashboard.advice import render as scheduling_advice
+from dashboard.auth import require_login, visible_runs
 from dashboard.data import (
     budget_rows,
     decision_log,
@@ -20,9 +20,11 @@ from dashboard.data import (
     runs_table,
     scheduled_summary,
 )
+from dashboard.safe import guarded, hot_store_down
 
 settings = get_settings()
 st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")
+viewer = require_login(st, settings)  # without credentials: the sign-in form, nothing else
 st.title("carbonpipe — training energy and emissions")
 st.caption(
     "Energy is **measured** where a hardware counter exists (RAPL, NVML) and **estimated** "
@@ -32,11 +34,12 @@ st.caption(
 
 
 @st.fragment(run_every=settings.dashboard_refresh_s)
+@guarded("the live section")
 def live() -> None:
     try:
-        runs = fetch_runs(settings)
-    except Exception as exc:  # the page must say what is wrong, not crash
-        st.error(f"MongoDB at {redact_uri(settings.mongo_uri)} not reachable: {type(exc).__name__}")
+        runs = visible_runs(viewer, fetch_runs(settings), settings.dashboard_scope)
+    except Exception as exc:  # the page must say what is wrong, not crash (nor the URI)
+        hot_store_down(st, exc)
         return
     if not runs:
         st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")
@@ -99,4 +102,4 @@ def live() -> None:
 
 
 live()
-scheduling_advice(st, settings.zone)
+guarded("the scheduling advice")(scheduling_advice)(st, settings.zone)
