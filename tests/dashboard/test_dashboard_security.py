@@ -110,7 +110,7 @@ def test_a_plain_text_password_file_is_refused_naming_the_key(tmp_path: Path) ->
     f.write_text("# team\nalice:" + hash_password("pw", iterations=1_000) + "\n")
     assert set(load_passwords(f)) == {"alice"}
     f.write_text("bob:hunter2\n")
-    with pytest.raises(ConfigError, match="CARBONPIPE_DASHBOARD_PASSWORDS_FILE.*line 1") as err:
+    with pytest.raises(ConfigError, match=r"CARBONPIPE_DASHBOARD_PASSWORDS_FILE.*line 1") as err:
         load_passwords(f)
     assert "hunter2" not in str(err.value)
 
