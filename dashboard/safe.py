@@ -2,8 +2,9 @@
 
 Run ids, user ids, model names, tags and zones come from any event on the log, so they are
 attacker-chosen: in ``st.markdown`` they would render links, remote images (tracking pixels)
-and Streamlit's colour directives. Exceptions (and the MongoDB URI with its password) go to
-the server's log with an incident id; the viewer gets the id and no details.
+and Streamlit's colour directives; ``md`` makes them code spans, shown verbatim. Exceptions
+(and the MongoDB URI with its password) go to the server's log with an incident id; the
+viewer gets the id and no details.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from carbonpipe.core.secrets import redact_uri
 log = logging.getLogger("carbonpipe.dashboard")
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Every character CommonMark (or Streamlit's extensions: :color[..], $math$, ~~) gives meaning.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=\"'])")
-
-
 def md(value: object) -> str:
-    """``value`` as literal text inside Markdown: every special character escaped, newlines
-    folded (a user id must not start a heading or a list)."""
+    """``value`` as literal text inside Markdown: an inline code span, inside which nothing is
+    markup (backslash escapes are not enough: GFM still autolinks ``https\\://a\\.b``).
+    Newlines are folded (a user id must not end the span), the fence is longer than any run of
+    backticks in the value."""
     text = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    if not text:
+        return ""
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def incident(what: str, exc: BaseException) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,13 +40,10 @@ def _closed_port() -> int:
 def test_ids_are_escaped_so_no_link_image_or_directive_renders() -> None:
     text = run_summary({"run_id": EVIL, "user_id": "u\n# heading", "model_name": "m*x*",
                         "mean_intensity_g_per_kwh": 1.0, "method": "measured"})  # fmt: skip
-    escaped = md(EVIL)
-    assert escaped in text and md("u\n# heading") in text and md("m*x*") in text
-    # every Markdown-special character of the ids is preceded by a backslash
-    for raw in ("[", "]", "(", ")", "!", ":", "<", "$", "*", "#"):
-        assert re.search(rf"(?<!\\){re.escape(raw)}", escaped) is None, raw
+    assert md(EVIL) == f"`{EVIL}`" and md(EVIL) in text  # a code span: nothing is markup
+    assert md("u\n# heading") == "`u # heading`" and md("m*x*") in text
+    assert md("a`b") == "``a`b``" and md("`x") == "`` `x ``" and md("") == ""
     assert "\n" not in text
-    assert md("a_b") == r"a\_b" and md(r"back\slash") == r"back\\slash"
 
 
 def test_scheduled_summary_escapes_policy_and_zone() -> None:
