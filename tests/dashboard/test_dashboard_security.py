@@ -9,6 +9,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,11 +150,11 @@ def page_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest
     get_settings.cache_clear()
 
 
-def _everything(at) -> str:  # type: ignore[no-untyped-def]
+def _everything(at: Any) -> str:
     """All the script sent to the browser: every element's message (bodies, labels, values)."""
     out: list[str] = []
 
-    def walk(node) -> None:  # type: ignore[no-untyped-def]
+    def walk(node: Any) -> None:
         proto = getattr(node, "proto", None)
         if proto is not None:
             out.append(str(proto))

@@ -56,13 +56,15 @@ def service_pid(settings: Settings, name: str, port: int) -> int:
     if pid:
         return pid
     for c in psutil.net_connections(kind="tcp"):
-        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
+        if c.status == psutil.CONN_LISTEN and getattr(c.laddr, "port", None) == port and c.pid:
             return c.pid
     pytest.fail(f"{name}: no process found listening on port {port}")
 
 
 @pytest.fixture()
-def apps(unique_topics: Settings, tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+def apps(
+    unique_topics: Settings, tmp_path: Path
+) -> Iterator[tuple[dict[str, subprocess.Popen[bytes]], int]]:
     """The dashboard, the streaming job and the feeder, as ``carbonpipe apps up`` runs them."""
     s = unique_topics
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONPIPE_DASHBOARD")}
@@ -83,7 +85,7 @@ def apps(unique_topics: Settings, tmp_path: Path) -> Iterator[dict[str, subproce
             cmd = app_command(name, settings, "US-CAL-CISO")
             procs[name] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL, start_new_session=True)
-        yield procs
+        yield procs, settings.dashboard_port
     finally:
         for proc in procs.values():  # our own process groups (start_new_session), only
             if proc.poll() is None:
@@ -97,25 +99,25 @@ def apps(unique_topics: Settings, tmp_path: Path) -> Iterator[dict[str, subproce
 
 
 def test_every_started_process_listens_on_loopback_only(
-    unique_topics: Settings, apps: dict[str, subprocess.Popen[bytes]]
+    unique_topics: Settings, apps: tuple[dict[str, subprocess.Popen[bytes]], int]
 ) -> None:
     s = unique_topics
-    dash_port = int(apps["dashboard"].args[apps["dashboard"].args.index("--port") + 1])
+    procs, dash_port = apps
     assert wait_http(f"http://127.0.0.1:{dash_port}/_stcore/health", 120), "dashboard not up"
 
     # The job's JVM: Py4J gateway, then (session built) driver RPC and block manager
     deadline = time.monotonic() + 180
-    while len(listeners(apps["stream"].pid)) < 3 and time.monotonic() < deadline:
-        assert apps["stream"].poll() is None, "the streaming job exited"
+    while len(listeners(procs["stream"].pid)) < 3 and time.monotonic() < deadline:
+        assert procs["stream"].poll() is None, "the streaming job exited"
         time.sleep(2)
 
     broker_port = int(s.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
     found = {
         "kafka": listeners(service_pid(s, "kafka", broker_port)),
         "mongo": listeners(service_pid(s, "mongo", s.ferretdb_port)),
-        "dashboard": listeners(apps["dashboard"].pid),
-        "stream": listeners(apps["stream"].pid),
-        "feeder": listeners(apps["feeder"].pid),
+        "dashboard": listeners(procs["dashboard"].pid),
+        "stream": listeners(procs["stream"].pid),
+        "feeder": listeners(procs["feeder"].pid),
     }
     print({k: sorted(v) for k, v in found.items()})
     assert {broker_port, broker_port + 1} <= {p for _, p in found["kafka"]}  # + controller

@@ -24,7 +24,7 @@ LATEST = {"zone": "DE", "carbonIntensity": 300, "datetime": "2024-03-06T19:00:00
           "isEstimated": False}  # fmt: skip
 
 
-def _em(server: FixtureServer, make_settings):  # type: ignore[no-untyped-def]
+def _em(server: FixtureServer, make_settings):
     s = make_settings(electricitymaps_base_url=server.url + "/v3", electricitymaps_token=TOKEN)
     return build_provider("electricitymaps", s)
 
