@@ -4,70 +4,152 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
-from carbonpipe.core.aggregates import shown_names
 from carbonpipe.core.config import Settings, get_settings
+from carbonpipe.core.errors import UserError
+from carbonpipe.core.timeutil import parse_iso
+from carbonpipe.core.versions import DAYS, RUNS, SERIES, TOTALS, run_fields
 
-RUN_IDENTITY = ("run_id", "user_id", "model_name", "start", "end", "duration_s")
-RUN_PROVENANCE = ("hosts", "zones", "intensity_providers", "schedule_decision_id",
-                  "duplicates", "dead_letters")  # counted once; dead-lettered, per reason
+__all__ = ["RunFilter", "fetch_days", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
+
+SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
 
-def run_fields() -> tuple[str, ...]:
-    """What a reader gets per run: identity, the shown aggregates (declared once in
-    ``carbonpipe.core.aggregates``) and provenance."""
-    return (*RUN_IDENTITY, *shown_names(), *RUN_PROVENANCE)
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a reader wants (every field optional; ``tags`` as ``k=v``, all must match).
+    ``since``/``until`` bound the run's start (UTC)."""
+
+    user: str | None = None
+    model: str | None = None
+    tags: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def days(self, known: list[str]) -> list[str]:
+        lo = self.since.strftime("%Y-%m-%d") if self.since else ""
+        last = self.until - timedelta(microseconds=1) if self.until else None  # exclusive
+        hi = last.strftime("%Y-%m-%d") if last else "9999"
+        return [d for d in known if lo <= d <= hi]
+
+    def matches(self, run: Mapping[str, Any]) -> bool:
+        if self.user and run.get("user_id") != self.user:
+            return False
+        if self.model and run.get("model_name") != self.model:
+            return False
+        tags = run.get("tags") or {}
+        for pair in self.tags:
+            k, _, v = pair.partition("=")
+            if str(tags.get(k)) != v:
+                return False
+        start = run.get("start")
+        if start is not None and self.since and start < self.since:
+            return False
+        return not (start is not None and self.until and start >= self.until)
+
+
+@lru_cache(maxsize=4)
+def _client(uri: str) -> Any:
+    """One client per process and server (the dashboard re-runs its script on every refresh)."""
+    from carbonpipe.core.mongo import mongo_client
+
+    return mongo_client(uri, timeout_s=5.0)
 
 
 def _db(settings: Settings) -> Any:
-    from carbonpipe.core.mongo import mongo_client
-
-    client: Any = mongo_client(settings.mongo_uri, timeout_s=5.0)
-    return client[settings.mongo_db]
+    return _client(settings.mongo_uri)[settings.mongo_db]
 
 
-def fetch_runs(settings: Settings, user: str | None = None) -> list[dict[str, Any]]:
-    query = {"user_id": user} if user else {}
-    from carbonpipe.core.versions import newest
+def _days(db: Any) -> list[str]:
+    """Every UTC day with figures, oldest first (the ``all|all`` total's page index)."""
+    doc = db[TOTALS].find_one({"_id": "all|all"}, {"days": 1})
+    return list((doc or {}).get("days") or [])
 
-    docs = newest(_db(settings)["runs"].find(query))
-    fields = run_fields()
-    runs = [{k: d.get(k) for k in fields} for d in docs]
+
+def fetch_runs(
+    settings: Settings,
+    user: str | None = None,
+    *,
+    where: RunFilter | None = None,
+    limit: int | None = None,
+    sort: str = "start",
+) -> list[dict[str, Any]]:
+    """Runs, newest start first (or by ``sort``, largest first), from the day buckets: newest
+    day first, stopping once ``limit`` runs sorted by start are found, so the cost follows
+    the page, not the history (``spark_jobs.rollups``)."""
+    if sort not in SORTS:
+        raise UserError(f"--sort {sort!r}: choose one of {', '.join(SORTS)}")
+    where = where or RunFilter(user=user)
+    db = _db(settings)
+    out: list[dict[str, Any]] = []
+    for day in reversed(where.days(_days(db))):
+        bucket = db[DAYS].find_one({"_id": day}, {"runs": 1}) or {}
+        out.extend(r for r in bucket.get("runs") or [] if where.matches(r))
+        if sort == "start" and limit is not None and len(out) >= limit:
+            break
     epoch = datetime.min.replace(tzinfo=timezone.utc)
-    runs.sort(key=lambda r: r.get("start") or epoch, reverse=True)
-    return runs
+    if sort == "start":
+        out.sort(key=lambda r: r.get("start") or epoch, reverse=True)
+    else:
+        out.sort(key=lambda r: r.get(sort) or 0, reverse=True)
+    return out[:limit] if limit is not None else out
 
 
-def user_totals(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per-user totals folded from run totals (pure, so the dashboard shares it)."""
-    users: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        u = users.setdefault(
-            r["user_id"],
-            {"user_id": r["user_id"], "runs": 0, "energy_kwh": 0.0, "co2_g": 0.0,
-             "models": set()},
-        )  # fmt: skip
-        u["runs"] += 1
-        u["energy_kwh"] += r.get("energy_kwh") or 0.0
-        u["co2_g"] += r.get("co2_g") or 0.0
-        u["models"].add(r.get("model_name"))
+def fetch_run(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """One run's current document (by ``_id``)."""
+    doc: dict[str, Any] | None = _db(settings)[RUNS].find_one({"_id": run_id})
+    return doc
+
+
+def fetch_totals(
+    settings: Settings, dim: str, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Sums per value of ``dim`` (user, model, zone, host, tag, all), largest CO2e first: the
+    all-time totals, or the day buckets of ``since``..``until`` (whole UTC days)."""
+    db = _db(settings)
+    if since is None and until is None:
+        rows = [dict(d) for d in db[TOTALS].find({"dim": dim})]
+    else:
+        acc: dict[str, dict[str, Any]] = {}
+        for bucket in fetch_days(settings, since, until):
+            for e in bucket.get("by") or []:
+                if e["dim"] != dim:
+                    continue
+                cur = acc.setdefault(e["value"], {"dim": dim, "value": e["value"]})
+                for k, v in e.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        cur[k] = cur.get(k, 0) + v
+        rows = list(acc.values())
+    for r in rows:
+        e = r.get("energy_kwh") or 0.0
+        r["mean_intensity_g_per_kwh"] = (r.get("co2_g") or 0.0) / e if e > 0 else None
+        r["runs"] = int(r.get("runs") or 0)
+    return sorted(rows, key=lambda r: -(r.get("co2_g") or 0.0))
+
+
+def fetch_days(
+    settings: Settings, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The day buckets of ``since``..``until`` (UTC days with figures), oldest first."""
+    db = _db(settings)
+    days = RunFilter(since=since, until=until).days(_days(db))
     out = []
-    for u in users.values():
-        u["models"] = sorted(m for m in u["models"] if m)
-        e = u["energy_kwh"]
-        u["mean_intensity_g_per_kwh"] = u["co2_g"] / e if e > 0 else None
-        out.append(u)
-    return sorted(out, key=lambda u: -u["co2_g"])
+    for day in days:
+        doc = db[DAYS].find_one({"_id": day}, {"runs": 0})
+        if doc:
+            out.append(doc)
+    return out
 
 
 def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
-    from carbonpipe.core.versions import newest
-
-    docs = newest(_db(settings)["windows"].find({"run_id": run_id}))
-    return sorted(docs, key=lambda d: (d["window_start_s"], d["host"]))
+    """A run's windows, from its ``series`` document (one ``_id`` lookup)."""
+    doc = _db(settings)[SERIES].find_one({"_id": run_id}) or {}
+    return list(doc.get("windows") or [])
 
 
 def fetch_intensity(settings: Settings) -> list[dict[str, Any]]:
@@ -107,8 +189,29 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _when(flag: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value if "T" in value else value + "T00:00:00Z")
+    except ValueError:
+        raise UserError(f"{flag} {value!r}: give a UTC date or time, e.g. 2026-12-01 or "
+                        "2026-12-01T08:00:00Z") from None  # fmt: skip
+
+
+def _where(args: argparse.Namespace) -> RunFilter:
+    for pair in args.tag or []:
+        if "=" not in pair or pair.startswith("="):
+            raise UserError(f"--tag {pair!r}: give key=value, e.g. --tag project=vision")
+    return RunFilter(user=args.user, model=getattr(args, "model", None),
+                     tags=tuple(args.tag or ()), since=_when("--since", args.since),
+                     until=_when("--until", args.until))  # fmt: skip
+
+
 def _runs(args: argparse.Namespace) -> int:
-    rows = fetch_runs(get_settings(), args.user)
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: give at least 1 (or leave it out for all runs)")
+    rows = fetch_runs(get_settings(), where=_where(args), limit=args.limit, sort=args.sort)
     cols = ("run_id", "user_id", "model_name", "start", "duration_s", "energy_kwh", "co2_g",
             "mean_intensity_g_per_kwh", "method")  # fmt: skip
     print_rows(rows, args.json, cols)
@@ -116,18 +219,32 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _users(args: argparse.Namespace) -> int:
-    rows = user_totals(fetch_runs(get_settings()))
-    print_rows(
-        rows, args.json, ("user_id", "runs", "energy_kwh", "co2_g", "mean_intensity_g_per_kwh")
-    )
+    rows = [{"user_id": r["value"], **{k: v for k, v in r.items() if k not in ("dim", "value")}}
+            for r in fetch_totals(get_settings(), "user", _when("--since", args.since),
+                                  _when("--until", args.until))]  # fmt: skip
+    if args.user:
+        rows = [r for r in rows if r["user_id"] == args.user]
+    keep = ("user_id", "runs", "energy_kwh", "co2_g", "mean_intensity_g_per_kwh",
+            "measured_kwh", "estimated_kwh", "fallback_kwh", "first_day", "last_day")  # fmt: skip
+    rows = [{k: r.get(k) for k in keep} for r in rows]
+    print_rows(rows, args.json, keep[:5])
     return 0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("runs", help="per-run energy and emissions (hot store)")
+    p = sub.add_parser("runs", help="per-run energy and emissions (hot store), newest first")
     p.add_argument("--json", action="store_true")
     p.add_argument("--user")
+    p.add_argument("--model")
+    p.add_argument("--tag", action="append", metavar="K=V", help="repeat: all must match")
+    p.add_argument("--since", help="runs started at or after this UTC date/time")
+    p.add_argument("--until", help="runs started before this UTC date/time")
+    p.add_argument("--limit", type=int, help="at most this many runs")
+    p.add_argument("--sort", default="start", choices=SORTS, help="largest first (start: newest)")
     p.set_defaults(func=_runs)
-    u = sub.add_parser("users", help="per-user totals (hot store)")
+    u = sub.add_parser("users", help="per-user totals (hot store rollups)")
     u.add_argument("--json", action="store_true")
+    u.add_argument("--user")
+    u.add_argument("--since", help="whole UTC days from this date")
+    u.add_argument("--until", help="... to this date")
     u.set_defaults(func=_users)

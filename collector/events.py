@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from carbonpipe.core.timeutil import utc_iso
@@ -13,6 +15,7 @@ from collector.energy import mean_power
 SCHEMA_VERSION = 1
 TAG_INT_KEYS = ("epoch", "step", "pid", "rank")
 TAG_STR_KEYS = ("schedule_decision_id",)
+TAG_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # schemas/metric_event.v1.json tags.propertyNames
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ def parse_tags(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"tag {pair!r} is not k=v")
+        if not TAG_KEY.fullmatch(key) or len(value) > 200:
+            raise ValueError(f"tag {pair!r}: keys are 1-64 letters, digits, _ or - and values "
+                             "at most 200 characters (the event contract's tags)")  # fmt: skip
         try:
             out[key] = int(value) if key in TAG_INT_KEYS else value
         except ValueError:
@@ -110,7 +116,38 @@ def build_event(
             gpu_mem_used_mb=sum(g.mem_used_mb for g in iv.gpus),
             gpus=[g.as_event() for g in iv.gpus],
         )
-    if tags:
-        for k, v in tags.items():
-            ev.setdefault(k, v)
+    ev.update(host_facts())
+    own: dict[str, str] = {}
+    for k, v in (tags or {}).items():
+        if k in TAG_INT_KEYS or k in TAG_STR_KEYS:
+            ev.setdefault(k, v)  # contract fields (progress, rank, the scheduler's decision)
+        else:
+            own[k] = str(v)  # the run's own tags: rolled up per tag (project=vision)
+    if own:
+        ev["tags"] = own
     return ev
+
+
+@lru_cache(maxsize=1)
+def host_facts() -> dict[str, Any]:
+    """What the run ran on (run documents show it): CPU name and count, RAM, OS. Read once."""
+    import platform
+
+    import psutil
+
+    facts: dict[str, Any] = {
+        "cpu_count": psutil.cpu_count() or 1,
+        "ram_total_mb": round(psutil.virtual_memory().total / 2**20, 1),
+        "os": f"{platform.system()}-{platform.release()}-{platform.machine()}"[:200],
+    }
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
+            )
+    except OSError:
+        name = ""
+    name = name or platform.processor()
+    if name:
+        facts["cpu_name"] = name[:200]
+    return facts

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import get_settings
-from carbonpipe.query import fetch_intensity, fetch_runs, fetch_windows, user_totals
+from carbonpipe.query import fetch_intensity, fetch_runs, fetch_totals, fetch_windows
 from dashboard.advice import render as scheduling_advice
 from dashboard.auth import require_login, visible_runs
 from dashboard.data import (
@@ -23,6 +23,7 @@ from dashboard.data import (
 from dashboard.safe import guarded, hot_store_down
 
 settings = get_settings()
+PAGE_ROWS = 200  # runs listed (newest first); totals come from the rollups
 st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")
 viewer = require_login(st, settings)  # without credentials: the sign-in form, nothing else
 st.title("carbonpipe — training energy and emissions")
@@ -36,26 +37,32 @@ st.caption(
 @st.fragment(run_every=settings.dashboard_refresh_s)
 @guarded("the live section")
 def live() -> None:
+    # Each refresh reads the rollups and the rows on screen, never the history (issue 12).
     try:
-        runs = visible_runs(viewer, fetch_runs(settings), settings.dashboard_scope)
+        runs = visible_runs(viewer, fetch_runs(settings, limit=PAGE_ROWS),
+                            settings.dashboard_scope)
+        totals = {t["dim"]: t for t in fetch_totals(settings, "all")}.get("all", {})
+        users = [{"user_id": u["value"], **u} for u in fetch_totals(settings, "user")]
+        models = [{"model_name": m["value"], **m} for m in fetch_totals(settings, "model")]
+        if settings.dashboard_scope == "own":  # per-user rollups: the viewer's row only
+            users = [u for u in users if u["user_id"] == viewer]
     except Exception as exc:  # the page must say what is wrong, not crash (nor the URI)
         hot_store_down(st, exc)
         return
     if not runs:
         st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")
         return
-    total_kwh = sum(r.get("energy_kwh") or 0 for r in runs)
-    total_g = sum(r.get("co2_g") or 0 for r in runs)
+    total_kwh = totals.get("energy_kwh") or 0.0
+    total_g = totals.get("co2_g") or 0.0
     c1, c2, c3 = st.columns(3)
-    c1.metric("runs", len(runs))
+    c1.metric("runs", int(totals.get("runs") or 0))
     c2.metric("energy (kWh)", f"{total_kwh:.6f}")
     c3.metric("CO₂e (g)", f"{total_g:.3f}")
 
-    st.subheader("Runs")
+    st.subheader(f"Runs (newest {PAGE_ROWS})" if len(runs) >= PAGE_ROWS else "Runs")
     st.dataframe(pd.DataFrame(runs_table(runs)), hide_index=True, use_container_width=True)
 
     left, right = st.columns(2)
-    users = user_totals(runs)
     with left:
         st.subheader("Per user")
         st.dataframe(
@@ -67,8 +74,9 @@ def live() -> None:
             st.dataframe(pd.DataFrame(budget_rows(users, budgets)), hide_index=True)
     with right:
         st.subheader("Per model")
-        models = pd.DataFrame(runs).groupby("model_name")[["energy_kwh", "co2_g"]].sum()
-        st.dataframe(models.reset_index(), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(models)[["model_name", "runs", "energy_kwh", "co2_g"]], hide_index=True
+        )
 
     st.subheader("Live power and emissions")
     run_ids = [r["run_id"] for r in runs]

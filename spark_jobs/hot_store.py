@@ -24,6 +24,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from carbonpipe.core.mongo import client_options, mongo_client  # noqa: F401 (re-exported)
+from carbonpipe.core.versions import (
+    DAYS,
+    RUN_VERSIONS,
+    RUNS,
+    SERIES,
+    SERIES_FIELDS,
+    TOTALS,
+    run_fields,
+)
+from spark_jobs import rollups
 from spark_jobs.intensity_correction import Correction, LateIntensity, per_run, plan
 from spark_jobs.merge import (
     apply_corrections,
@@ -36,6 +46,9 @@ from spark_jobs.merge import (
 )
 
 log = logging.getLogger(__name__)
+
+
+_WINDOW_IDENTITY = ("run_id", "user_id", "model_name", "host", "zone", "window_start_s", "tags")
 
 
 class Versions:
@@ -105,8 +118,37 @@ class Versions:
         return gone
 
 
+class Current:
+    """Read-model documents (``runs``, ``days``, ``totals``) by ``_id``: a bounded cache like
+    ``Versions`` (keys idle for ``Versions.IDLE_BATCHES`` batches are dropped and read again
+    by ``_id`` when a batch needs them)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any] | None] = {}
+        self._touched: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def touch(self, key: str, batch_id: int) -> dict[str, Any] | None:
+        self._touched[key] = batch_id
+        return self.docs.get(key)
+
+    def evict_idle(self, batch_id: int) -> None:
+        horizon = batch_id - Versions.IDLE_BATCHES
+        for key in [k for k, b in self._touched.items() if b < horizon]:
+            del self._touched[key]
+            self.docs.pop(key, None)
+
+
+# Versioned documents: the logical name -> the collection. Runs' versions live beside the
+# current ``runs`` readers use (``carbonpipe.core.versions``).
+VERSIONED = {"windows": "windows", "runs": RUN_VERSIONS, "stats": "stats"}
+
+
 class HotStore:
-    """The pymongo edge. Collections: windows, runs, stats (versioned), intensity, job_state."""
+    """The pymongo edge. Versioned: windows, run_versions, stats; read models: runs, days,
+    totals (``spark_jobs.rollups``); also intensity and job_state."""
 
     GC_EVERY = 20  # batches between deletions of superseded versions
     CHUNK = 2000  # documents per insert_many
@@ -120,7 +162,8 @@ class HotStore:
         # spends most of an insert converting documents, which runs in parallel (measured:
         # 16,800 window documents in 4.6 s over one connection, 3.0 s over two).
         self.write_threads = max(1, write_threads)
-        self._versions = {c: Versions() for c in ("windows", "runs", "stats")}
+        self._versions = {c: Versions() for c in VERSIONED}
+        self._current = {c: Current() for c in (RUNS, DAYS, TOTALS, SERIES)}
         self._batches = 0
         # Windows starting after this may not be in MongoDB unless this process wrote them
         # (and then they are cached until evicted): a new live window costs no query.
@@ -130,14 +173,19 @@ class HotStore:
         # finds their intensity (``spark_jobs.intensity_correction``).
         self.late: LateIntensity | None = None
         self.corrected_last_batch = 0
+        self.fault: Any = None  # the job's test-only crash hook (``stream.fault``)
         self._intensity_trimmed = float("-inf")
 
     def _prepare(self) -> None:
         """Once per process: indexes, and how far back MongoDB holds windows already."""
-        for coll in ("windows", "runs", "stats"):
+        for coll in VERSIONED.values():
             self.db[coll].create_index("key")
-        for coll in ("windows", "runs"):
+        for coll in ("windows", RUN_VERSIONS):
             self.db[coll].create_index("run_id")
+        # For servers that use them (MongoDB; FerretDB answers ``_id`` lookups, which is what
+        # the readers' paths are made of): BI tools filter the current runs this way.
+        for field in ("start", "user_id", "model_name"):
+            self.db[RUNS].create_index(field)
         newest_window = self.db["windows"].find_one({}, sort=[("window_start_s", -1)])
         self._stored_windows_until_s = newest_window["window_start_s"] if newest_window else -1
 
@@ -151,7 +199,7 @@ class HotStore:
         versions.loaded(new, [])
         for i in range(0, len(ask), 5000):
             chunk = ask[i : i + 5000]
-            versions.loaded(chunk, self.db[coll].find({"key": {"$in": chunk}}))
+            versions.loaded(chunk, self.db[VERSIONED[coll]].find({"key": {"$in": chunk}}))
         return len(ask)
 
     def _insert(self, coll: str, docs: list[dict[str, Any]]) -> None:
@@ -186,7 +234,7 @@ class HotStore:
             if applied:
                 continue
             new.append(merge(base, part, batch_id))
-        self._insert(coll, new)
+        self._insert(VERSIONED[coll], new)
         for doc in new:
             versions.add(doc)
         return len(new)
@@ -253,6 +301,15 @@ class HotStore:
         n = self._apply("windows", parts, window, batch_id)
         self._apply("runs", runs, run, batch_id)
         self._apply("stats", {"pipeline": counts}, merge_counts, batch_id)
+        if self.fault is not None:
+            self.fault("in_mongo")  # versions written, read models not yet
+        wv = self._versions["windows"]
+        fixes = [
+            {**{k: doc.get(k) for k in _WINDOW_IDENTITY}, **c.delta()}
+            for key, c in corrections.items()
+            if (doc := wv.at(key, batch_id)) is not None
+        ]
+        self._write_read_models(batch_id, [*windows, *fixes], list(runs), list(parts))
         if self.late is not None:
             wv = self._versions["windows"]
             self.late.track(v for k in parts if (v := wv.at(k, batch_id)) is not None)
@@ -266,6 +323,104 @@ class HotStore:
         if self._batches % self.GC_EVERY == 0:
             self.collect_garbage()
         return n
+
+    def _write_read_models(
+        self,
+        batch_id: int,
+        rows: list[Mapping[str, Any]],
+        run_ids: list[str],
+        window_keys: list[str],
+    ) -> None:
+        """The readers' documents after this batch (``spark_jobs.rollups``): each touched
+        run's current document, the buckets of the days the batch changed and the totals of
+        the dimension values it changed. Written after the versions, so a crash in between
+        is repaired by the replay of the batch; a bucket or total already at ``batch_id`` is
+        not applied again."""
+        rv = self._versions["runs"]
+        now = {r: d for r in run_ids if (d := rv.at(r, batch_id)) is not None}
+        before = {r: rv.base(r, batch_id)[0] for r in now}
+        # A run counts once, in the batch that counts its first event (not its first dead letter).
+        new_runs = {r: d for r, d in now.items() if d.get("first_ts_s") is not None
+                    and (before[r] is None or before[r].get("first_ts_s") is None)}  # fmt: skip
+        day_deltas = rollups.deltas(rows, new_runs)
+        fields = run_fields()
+        summaries: dict[str, dict[str, Any]] = {}
+        for run_id, doc in now.items():
+            if doc.get("first_ts_s") is None:
+                continue
+            day = rollups.day_of(doc["first_ts_s"])
+            summaries.setdefault(day, {})[run_id] = {k: doc.get(k) for k in fields}
+            old = before[run_id]
+            if old is not None and old.get("first_ts_s") is not None:
+                old_day = rollups.day_of(old["first_ts_s"])
+                if old_day != day:
+                    summaries.setdefault(old_day, {})[run_id] = None
+        self._load_current(DAYS, {*day_deltas, *summaries}, batch_id)
+        days = []
+        for day in sorted({*day_deltas, *summaries}):
+            base = self._current[DAYS].touch(day, batch_id)
+            if base is not None and base["batch_id"] >= batch_id:
+                continue
+            days.append(rollups.merge_day(base, day, day_deltas.get(day, {}),
+                                          summaries.get(day, {}), batch_id))  # fmt: skip
+        by_key = rollups.per_key(day_deltas)
+        self._load_current(TOTALS, {f"{d}|{v}" for d, v in by_key}, batch_id)
+        totals = []
+        for key, per_day in by_key.items():
+            base = self._current[TOTALS].touch(f"{key[0]}|{key[1]}", batch_id)
+            if base is not None and base["batch_id"] >= batch_id:
+                continue
+            totals.append(rollups.merge_total(base, key, per_day, batch_id))
+        current = [{**{k: v for k, v in d.items() if k != "_id"}, "_id": r} for r, d in now.items()]
+        series = self._series(batch_id, window_keys)
+        for coll, docs in ((RUNS, current), (DAYS, days), (TOTALS, totals), (SERIES, series)):
+            self._upsert(coll, docs)
+            for d in docs:
+                self._current[coll].docs[d["_id"]] = d
+                self._current[coll].touch(d["_id"], batch_id)
+            self._current[coll].evict_idle(batch_id)
+
+    def _series(self, batch_id: int, window_keys: list[str]) -> list[dict[str, Any]]:
+        """The ``series`` documents of the runs whose windows this batch changed: each run's
+        windows (``SERIES_FIELDS``), the changed ones replaced by their new versions."""
+        wv = self._versions["windows"]
+        changed: dict[str, dict[str, dict[str, Any]]] = {}
+        for key in window_keys:
+            doc = wv.at(key, batch_id)
+            if doc is not None:
+                changed.setdefault(doc["run_id"], {})[key] = {f: doc.get(f) for f in SERIES_FIELDS}
+        self._load_current(SERIES, changed, batch_id)
+        out = []
+        for run_id, windows in changed.items():
+            base = self._current[SERIES].touch(run_id, batch_id)
+            if base is not None and base["batch_id"] >= batch_id:
+                continue
+            merged = {w["key"]: w for w in (base or {}).get("windows") or []}
+            merged.update({k: {"key": k, **w} for k, w in windows.items()})
+            ordered = sorted(merged.values(), key=lambda w: (w["window_start_s"], w["host"]))
+            out.append({"_id": run_id, "run_id": run_id, "batch_id": batch_id,
+                        "windows": ordered})  # fmt: skip
+        return out
+
+    def _load_current(self, coll: str, ids: Iterable[str], batch_id: int) -> None:
+        """Reads the read-model documents of ``ids`` not cached, by ``_id`` (see rollups)."""
+        cache = self._current[coll]
+        missing = [i for i in ids if i not in cache.docs]
+        if len(missing) > 20:  # one pass over a small collection beats many lookups
+            found = {d["_id"]: d for d in self.db[coll].find({"_id": {"$in": missing}})}
+        else:
+            found = {i: d for i in missing if (d := self.db[coll].find_one({"_id": i}))}
+        for i in missing:
+            cache.docs[i] = found.get(i)
+
+    def _upsert(self, coll: str, docs: list[dict[str, Any]]) -> None:
+        from pymongo import ReplaceOne
+
+        for i in range(0, len(docs), self.CHUNK):
+            chunk = docs[i : i + self.CHUNK]
+            self.db[coll].bulk_write(
+                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk], ordered=False
+            )
 
     def _plan_corrections(
         self, batch_id: int
@@ -315,13 +470,14 @@ class HotStore:
 
     def cached_keys(self) -> dict[str, int]:
         """How many keys of each collection the driver holds (bounded by activity)."""
-        return {coll: len(v) for coll, v in self._versions.items()}
+        return {**{c: len(v) for c, v in self._versions.items()},
+                **{c: len(v) for c, v in self._current.items()}}  # fmt: skip
 
     def collect_garbage(self) -> None:
         for coll, versions in self._versions.items():
             ids, versions.garbage = versions.garbage, []
             for i in range(0, len(ids), 5000):
-                self.db[coll].delete_many({"_id": {"$in": ids[i : i + 5000]}})
+                self.db[VERSIONED[coll]].delete_many({"_id": {"$in": ids[i : i + 5000]}})
 
     def write_intensity(self, rows: list[dict[str, Any]]) -> None:
         keys = [r["_id"] for r in rows]

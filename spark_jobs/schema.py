@@ -15,6 +15,7 @@ from pyspark.sql.types import (
     DataType,
     DoubleType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -37,6 +38,8 @@ def _spark_type(prop: dict[str, Any]) -> DataType:
         return BooleanType()
     if kind == "array":
         return ArrayType(_spark_type(prop.get("items", {"type": "string"})))
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return MapType(StringType(), _spark_type(prop["additionalProperties"]))
     if kind == "object":
         return StructType(
             [StructField(k, _spark_type(v)) for k, v in prop.get("properties", {}).items()]
@@ -152,11 +155,38 @@ def field_rules(schema: dict[str, Any]) -> list[FieldRule]:
                 raise ValueError(f"{name}: required item properties have no Spark rule")
             for sub, sub_prop in item["properties"].items():
                 rules.append(_rule((name, sub), sub_prop, False, True))
+        elif kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+            map_rule(name, prop)  # checked here, enforced by ``map_rules``
         elif kind in ("array", "object"):
             raise ValueError(f"{name}: {kind} of this shape has no Spark rule")
         else:
             rules.append(_rule((name,), prop, name in required, False))
     return rules
+
+
+@dataclass(frozen=True)
+class MapRule:
+    """A string -> string object of the contract (``tags``): how many keys, which key
+    pattern, how long a value; enforced by ``transforms.reason_sql`` like the field rules."""
+
+    name: str
+    max_properties: int
+    key_pattern: str
+    max_value_length: int
+
+
+def map_rule(name: str, prop: dict[str, Any]) -> MapRule:
+    values = prop["additionalProperties"]
+    known = {"type", "description", "additionalProperties", "maxProperties", "propertyNames"}
+    if set(prop) - known or set(values) - {"type", "maxLength"} or values["type"] != "string":
+        raise ValueError(f"{name}: object of this shape has no Spark rule")
+    return MapRule(name, int(prop["maxProperties"]), str(prop["propertyNames"]["pattern"]),
+                   int(values["maxLength"]))  # fmt: skip
+
+
+def map_rules(schema: dict[str, Any]) -> list[MapRule]:
+    props = schema["properties"].items()
+    return [map_rule(n, p) for n, p in props if isinstance(p.get("additionalProperties"), dict)]
 
 
 def any_required(schema: dict[str, Any]) -> list[tuple[str, ...]]:

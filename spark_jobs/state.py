@@ -29,8 +29,9 @@ class BatchState:
         """Per host: events older than this are late."""
         return {h: t - lateness_s for h, t in self.max_ts_by_host.items()}
 
-    def advanced(self, batch_id: int, newest_by_host: Mapping[str, float],
-                 query_id: str | None) -> BatchState:
+    def advanced(
+        self, batch_id: int, newest_by_host: Mapping[str, float], query_id: str | None
+    ) -> BatchState:
         """The state after a batch whose counted events reached ``newest_by_host``."""
         hosts = dict(self.max_ts_by_host)
         for h, t in newest_by_host.items():

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 from carbonpipe.core.config import ConfigError, Settings, get_settings
 from carbonpipe.core.errors import CarbonpipeError, UserError
+from carbonpipe.core.versions import DAYS, RUN_VERSIONS, RUNS, TOTALS
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore
@@ -98,6 +99,7 @@ class BatchProcessor:
         # that knows their intensity (M6); this holds the segments and the waiting windows.
         self.late = LateIntensity()
         store.late = self.late
+        store.fault = self._fault
         self._slots_version = -1
         self._slots: DataFrame | None = None
         fb = load_fallback_table(settings.zone_averages_path)
@@ -435,7 +437,7 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     begin_rebuild(store.db, stamp)
     delete_uri(spark, checkpoint_path(settings))
-    for coll in ("windows", "runs", "stats", "job_state", "intensity"):
+    for coll in ("windows", RUN_VERSIONS, RUNS, DAYS, TOTALS, "stats", "job_state", "intensity"):
         store.db[coll].drop()
     fault(settings, "in_rebuild")  # half-way: hot store empty, cold store still old
     aside = superseded_path(settings, stamp)

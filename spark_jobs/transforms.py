@@ -30,6 +30,7 @@ from spark_jobs.schema import (
     any_required,
     field_rules,
     lenient_struct,
+    map_rules,
     metric_event_struct,
 )
 
@@ -275,6 +276,13 @@ def reason_sql() -> str:
                 f"e.`{cond}` IS NOT NULL AND NOT ({all_ok})",
                 _labelled([c for _, checks in items for c in checks]),
             )
+    for m in map_rules(contract):
+        col = f"e.`{m.name}`"
+        whens.append((f"size({col}) > {m.max_properties}", _quoted(f"too_many:{m.name}")))
+        whens.append((f"exists(map_keys({col}), k -> NOT k rlike '{m.key_pattern}')",
+                      _quoted(f"bad_key:{m.name}")))  # fmt: skip
+        whens.append((f"exists(map_values({col}), v -> length(v) > {m.max_value_length})",
+                      _quoted(f"too_long:{m.name}")))  # fmt: skip
     whens.append((f"{LATE_BEFORE} IS NOT NULL AND ts_s < {LATE_BEFORE}", _quoted("late")))
     body = " ".join(f"WHEN {cond} THEN {label}" for cond, label in whens)
     return f"CASE {body} ELSE CAST(NULL AS STRING) END"
@@ -304,6 +312,8 @@ PLAIN = (
     "disk_write_bytes", "schedule_decision_id", "epoch", "step", "cpu_host_energy_j",
     # the collector's prediction (carbonpipe.core.aggregates: the latest value per window)
     "predicted_energy_kwh", "predicted_co2_g", "predicted_epochs", "predicted_kwh_per_epoch",
+    # the run's tags and the host's hardware (the latest value per window)
+    "tags", "cpu_name", "cpu_count", "ram_total_mb", "os",
 )  # fmt: skip
 
 

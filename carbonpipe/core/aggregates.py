@@ -111,6 +111,11 @@ AGGREGATES: tuple[Aggregate, ...] = (
         ("predicted_co2_g", "gCO2e", "the same x the intensity the collector charged"),
         ("predicted_epochs", "epochs", "the epochs the prediction is for"),
         ("predicted_kwh_per_epoch", "kWh/epoch", "the measured rate it used"),
+        ("tags", "k=v", "the run's tags (collect --tag): rolled up per tag per day"),
+        ("cpu_name", "name", "CPU of the host (the last host to report, for a multi-host run)"),
+        ("cpu_count", "CPUs", "logical CPUs of that host"),
+        ("ram_total_mb", "MB", "RAM of that host"),
+        ("os", "name", "operating system of that host"),
     )),
 )  # fmt: skip
 

@@ -37,9 +37,10 @@ def _default_home() -> Path:
 PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
 # Where a test may make the streaming job die (``CARBONPIPE_FAULT_EXIT_AT``), in the order a
 # micro-batch reaches them: after the window partials are in Parquet, after the dead letters
-# are in Kafka, after MongoDB holds the batch, after the job's own state records it. Every
-# point is before Spark commits the batch, so a restart must replay it (``tests/fault``).
-BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "after_mongo",
+# are in Kafka, inside the MongoDB write (versions written, read models not), after MongoDB
+# holds the batch, after the job's own state records it. Every point is before Spark commits
+# the batch, so a restart must replay it (``tests/fault``).
+BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "in_mongo", "after_mongo",
                       "after_state")  # fmt: skip
 # ... and half-way through ``stream --rebuild`` (hot store dropped, cold store not yet moved).
 FAULT_POINTS = (*BATCH_FAULT_POINTS, "in_rebuild")

@@ -40,7 +40,6 @@ def validation_errors(event: dict[str, Any], schema: str = METRIC_EVENT_SCHEMA) 
     return [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errs]
 
 
-
 def intensity_key(zone: str, start: datetime) -> str:
     """Kafka key of a grid.intensity record: compaction keeps the newest per zone and start."""
     return f"{zone}|{utc_iso(start)}"

@@ -8,6 +8,8 @@ scenario emitted and what the pipeline holds afterwards (Jepsen's *set* workload
 3. **Finite totals**: no NaN or infinity in any run or window document.
 4. **Hot = cold**: each run's energy and event count in MongoDB equal the sum of its window
    partials in the Parquet cold store.
+5. **Readers see the truth once**: one current ``runs`` document per run, equal to its newest
+   version; the all-time and per-user totals and the day buckets equal the sums of the runs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class Outcome:
     partials: list[dict[str, Any]]
     dead: dict[Key, str] = field(default_factory=dict)  # dead-lettered event -> reason
     counted: set[Key] = field(default_factory=set)
+    current: list[dict[str, Any]] = field(default_factory=list)  # the readers' ``runs``
+    totals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    days: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_outcome(settings: Settings) -> Outcome:
@@ -43,7 +48,10 @@ def read_outcome(settings: Settings) -> Outcome:
     from tests.spark_jobs.pipeline_harness import consume_all
 
     db: Any = MongoClient(settings.mongo_uri, tz_aware=True)[settings.mongo_db]
-    runs = {d["run_id"]: d for d in newest(db["runs"].find())}
+    runs = {d["run_id"]: d for d in newest(db["run_versions"].find())}
+    current = list(db["runs"].find())
+    totals = {d["_id"]: d for d in db["totals"].find()}
+    days = list(db["days"].find())
     windows = newest(db["windows"].find())
     cold = Path(settings.cold_store_uri) / "windows"
     partials = (
@@ -65,7 +73,7 @@ def read_outcome(settings: Settings) -> Outcome:
         for r in doc.get("seq_ranges") or []
         for seq in range(int(r["lo"]), int(r["hi"]) + 1)
     }
-    return Outcome(runs, windows, partials, dead, counted)
+    return Outcome(runs, windows, partials, dead, counted, current, totals, days)
 
 
 def check_invariants(
@@ -100,3 +108,20 @@ def check_invariants(
         kwh, n = cold.get(run_id, [0.0, 0])
         assert math.isclose(kwh, doc["energy_kwh"], rel_tol=1e-9), (run_id, kwh, doc["energy_kwh"])
         assert n == doc["n_events"], (run_id, n, doc["n_events"])
+
+    ids = [d["_id"] for d in out.current]
+    assert sorted(ids) == sorted(set(ids)) == sorted(out.runs), (ids, sorted(out.runs))
+    for doc in out.current:
+        version = out.runs[doc["_id"]]
+        for k in ("energy_kwh", "co2_g", "n_events", "duplicates", "dead_letters"):
+            assert doc.get(k) == version.get(k), (doc["_id"], k, doc.get(k), version.get(k))
+    counted_runs = [d for d in out.runs.values() if d.get("n_events")]
+    if counted_runs:
+        kwh = sum(d["energy_kwh"] for d in counted_runs)
+        assert math.isclose(out.totals["all|all"]["energy_kwh"], kwh, rel_tol=1e-9)
+        assert math.isclose(sum(d["total"].get("energy_kwh", 0.0) for d in out.days), kwh,
+                            rel_tol=1e-9)  # fmt: skip
+        assert out.totals["all|all"]["runs"] == len(counted_runs)
+        for user in {d["user_id"] for d in counted_runs}:
+            mine = sum(d["energy_kwh"] for d in counted_runs if d["user_id"] == user)
+            assert math.isclose(out.totals[f"user|{user}"]["energy_kwh"], mine, rel_tol=1e-9)

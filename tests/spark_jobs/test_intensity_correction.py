@@ -151,7 +151,7 @@ class FakeCollection:
     def find(self, query: dict[str, Any] | None = None, _fields: Any = None) -> list[Any]:
         return [dict(d) for d in self.docs.values() if _match(d, query or {})]
 
-    def find_one(self, query: dict[str, Any], sort: Any = None) -> Any:
+    def find_one(self, query: dict[str, Any], _fields: Any = None, sort: Any = None) -> Any:
         found = sorted(self.find(query), key=lambda d: d[sort[0][0]]) if sort else self.find(query)
         return (found[-1] if sort and sort[0][1] < 0 else found[0]) if found else None
 
@@ -170,6 +170,11 @@ class FakeCollection:
     def delete_many(self, query: dict[str, Any]) -> None:
         for d in self.find(query):
             del self.docs[d["_id"]]
+
+    def bulk_write(self, ops: list[Any], ordered: bool = True) -> None:
+        for op in ops:  # ReplaceOne(upsert=True) by _id: the read models' only write
+            doc = op._doc
+            self.docs[doc["_id"]] = dict(doc)
 
 
 class FakeDB(dict[str, FakeCollection]):
@@ -226,7 +231,9 @@ def test_the_hot_store_applies_a_correction_once_even_when_its_batch_is_replayed
     # A new process replays batch 1 (not committed): nothing is applied twice, even with a
     # different value for GB in the feed by then (the window's record decides the run's total).
     b = store_on(db, fresh([seg(W - 300, W + 1500, 999.0)], horizon=W - 900))
-    db["runs"].docs = {k: v for k, v in db["runs"].docs.items() if not k.endswith("|b1")}
+    db["run_versions"].docs = {
+        k: v for k, v in db["run_versions"].docs.items() if not k.endswith("|b1")
+    }
     b.write_batch(1, [more], {"valid": 1})
     assert b.corrected_last_batch == 2  # read back from the windows' records
     check()

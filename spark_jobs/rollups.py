@@ -1,0 +1,147 @@
+"""The read models readers use (pure: no I/O): day buckets and all-time totals.
+
+Readers (``carbonpipe runs/users``, the dashboard, reports) never fold versions or scan the
+windows. They read three collections the job keeps current in the same micro-batch:
+- ``runs``: one document per run (``_id`` = run id), the newest version of the run;
+- ``days``: one document per UTC day (``_id`` = ``YYYY-MM-DD``, MongoDB's *bucket pattern*):
+  the day's sums per dimension value (``by``: user, model, zone, host, tag ``k=v``; ``all``),
+  and a summary of every run that started that day (``runs``), the listing readers page
+  through newest day first;
+- ``totals``: one document per dimension value (``_id`` = ``user|alice``), all time, plus
+  ``all|all`` with the list of days that have runs.
+Why buckets keyed by ``_id``: an ``_id`` equality is the one query the embedded FerretDB
+(SQLite) answers without decoding the whole collection (measured: 10,000 run documents, any
+filter or sort: 0.65-1.7 s; one ``_id``: a few ms), and it is the cheapest query on MongoDB
+too. A day of a large fleet (a few hundred runs) stays far below the 16 MB document limit.
+
+Idempotent like the versions: a bucket or total records the ``batch_id`` that last changed it;
+a replayed batch finds its own id there and adds nothing. What rolls up is every summed
+aggregate readers see (``carbonpipe.core.aggregates``), so a new one is rolled up too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from carbonpipe.core.aggregates import AGGREGATES
+
+ALL = ("all", "all")
+DIMENSIONS = ("user", "model", "zone", "host", "tag")
+Sums = dict[str, float]
+DimKey = tuple[str, str]
+
+
+def rolled() -> tuple[str, ...]:
+    """The figures a day or total sums: the summed aggregates readers see, and ``runs``."""
+    return tuple(a.name for a in AGGREGATES if a.merge == "sum" and a.shown)
+
+
+def day_of(ts_s: float) -> str:
+    return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y-%m-%d")
+
+
+def dim_values(row: Mapping[str, Any]) -> list[DimKey]:
+    """The dimension values a window (or run) counts towards, ``all`` first."""
+    out = [ALL, ("user", str(row.get("user_id"))), ("model", str(row.get("model_name")))]
+    for dim, field in (("zone", "zone"), ("host", "host")):
+        if row.get(field):
+            out.append((dim, str(row[field])))
+    for dim, values in (("zone", "zones"), ("host", "hosts")):  # a run lists them
+        out.extend((dim, str(v)) for v in row.get(values) or [])
+    out.extend(("tag", f"{k}={v}") for k, v in sorted((row.get("tags") or {}).items()))
+    return list(dict.fromkeys(out))
+
+
+def _add(into: Sums, row: Mapping[str, Any], names: Iterable[str]) -> None:
+    for k in names:
+        v = row.get(k)
+        if v:
+            into[k] = into.get(k, 0.0) + v
+
+
+def deltas(
+    windows: Iterable[Mapping[str, Any]], new_runs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[DimKey, Sums]]:
+    """A batch's change to each day: its window partials (and late-intensity corrections,
+    shaped like partials) summed per dimension value of the window's day; each run seen for
+    the first time adds ``runs: 1`` on the day it started (``new_runs``: run id -> the run's
+    version after the batch)."""
+    names = rolled()
+    out: dict[str, dict[DimKey, Sums]] = {}
+    for w in windows:
+        day = out.setdefault(day_of(w["window_start_s"]), {})
+        for key in dim_values(w):
+            _add(day.setdefault(key, {}), w, names)
+    for run in new_runs.values():
+        if run.get("first_ts_s") is None:
+            continue
+        day = out.setdefault(day_of(run["first_ts_s"]), {})
+        for key in dim_values(run):
+            sums = day.setdefault(key, {})
+            sums["runs"] = sums.get("runs", 0) + 1
+    return out
+
+
+def merge_day(
+    base: Mapping[str, Any] | None,
+    day: str,
+    delta: Mapping[DimKey, Sums],
+    summaries: Mapping[str, Mapping[str, Any] | None],
+    batch_id: int,
+) -> dict[str, Any]:
+    """The day's bucket after ``batch_id``: sums plus ``delta``; run summaries replaced
+    (``None`` removes a run whose start moved to another day)."""
+    by: dict[DimKey, Sums] = {
+        (e["dim"], e["value"]): {k: v for k, v in e.items() if k not in ("dim", "value")}
+        for e in (base or {}).get("by") or []
+    }
+    if base is not None:
+        by[ALL] = dict(base.get("total") or {})
+    for key, sums in delta.items():
+        cur = by.setdefault(key, {})
+        _add(cur, sums, sums)
+    runs = {r["run_id"]: dict(r) for r in (base or {}).get("runs") or []}
+    for run_id, summary in summaries.items():
+        if summary is None:
+            runs.pop(run_id, None)
+        else:
+            runs[run_id] = dict(summary)
+    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    return {
+        "_id": day,
+        "day": day,
+        "batch_id": batch_id,
+        "total": dict(by.get(ALL, {})),
+        "by": [{"dim": d, "value": v, **s} for (d, v), s in sorted(by.items()) if (d, v) != ALL],
+        "runs": sorted(runs.values(), key=lambda r: r.get("start") or epoch, reverse=True),
+        "updated_at": datetime.now(timezone.utc),
+    }
+
+
+def merge_total(
+    base: Mapping[str, Any] | None, key: DimKey, days: Mapping[str, Sums], batch_id: int
+) -> dict[str, Any]:
+    """A dimension value's all-time total after ``batch_id`` (``days``: its sums per day in
+    this batch). ``all|all`` also lists every day that has figures: the readers' page index."""
+    doc = {k: v for k, v in (base or {}).items() if k != "_id"}
+    for sums in days.values():
+        _add(doc, sums, sums)
+    seen = sorted({*(doc.get("days") or []), *days}) if key == ALL else None
+    first = min([*days, *([doc["first_day"]] if doc.get("first_day") else [])])
+    last = max([*days, *([doc["last_day"]] if doc.get("last_day") else [])])
+    doc.update(_id=f"{key[0]}|{key[1]}", dim=key[0], value=key[1], first_day=first,
+               last_day=last, batch_id=batch_id, updated_at=datetime.now(timezone.utc))  # fmt: skip
+    if seen is not None:
+        doc["days"] = seen
+    return doc
+
+
+def per_key(day_deltas: Mapping[str, Mapping[DimKey, Sums]]) -> dict[DimKey, dict[str, Sums]]:
+    """day -> key -> sums, turned into key -> day -> sums (what the totals merge)."""
+    out: dict[DimKey, dict[str, Sums]] = {}
+    for day, keys in day_deltas.items():
+        for key, sums in keys.items():
+            out.setdefault(key, {})[day] = sums
+    return out

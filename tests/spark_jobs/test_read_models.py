@@ -1,0 +1,138 @@
+"""The readers' documents (``runs``, ``days``, ``totals``, ``series``) against the real
+MongoDB-compatible server: one current document per run, rollups equal to the sum of their
+runs after a crash inside the MongoDB write and its replay, readers that page by day, and a
+driver whose caches stay bounded while 10,000 runs come and go."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from carbonpipe.core.config import Settings
+from carbonpipe.core.versions import newest
+from carbonpipe.query import RunFilter, fetch_runs, fetch_totals, fetch_windows
+from spark_jobs.hot_store import HotStore, Versions
+from tests.spark_jobs.test_hot_store_mongo import T0, part
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400
+
+
+class CrashError(Exception):
+    pass
+
+
+def p(run: str, user: str, start_s: int, kwh: float, seq: int, **kw: Any) -> dict[str, Any]:
+    return {**part(run, start_s, kwh, seq), "user_id": user, **kw}
+
+
+# Three batches over two UTC days: runs a, b (alice), c (bob, tagged), d (bob, next day).
+BATCHES = [
+    [p("a", "alice", T0, 0.001, 0), p("b", "alice", T0 + 60, 0.002, 0)],
+    [p("a", "alice", T0 + 60, 0.003, 1), p("c", "bob", T0 + 120, 0.004, 0,
+                                            tags={"project": "vision"})],
+    [p("c", "bob", T0 + DAY + 60, 0.005, 1, tags={"project": "vision"}),
+     p("d", "bob", T0 + DAY + 120, 0.006, 0, model_name="big")],
+]  # fmt: skip
+WANT = {"a": 0.004, "b": 0.002, "c": 0.009, "d": 0.006}
+
+
+@pytest.fixture()
+def settings(unique_topics: Settings) -> Iterator[Settings]:
+    yield unique_topics
+
+
+def check(db: Any) -> None:
+    """One current document per run, equal to its newest version; rollups = sums of runs."""
+    current = {d["_id"]: d for d in db["runs"].find()}
+    versions = {d["run_id"]: d for d in newest(db["run_versions"].find())}
+    assert set(current) == set(versions) == set(WANT)
+    for run_id, doc in current.items():
+        assert doc["energy_kwh"] == pytest.approx(WANT[run_id])
+        assert doc["energy_kwh"] == versions[run_id]["energy_kwh"]
+    totals = {d["_id"]: d for d in db["totals"].find()}
+    assert totals["all|all"]["energy_kwh"] == pytest.approx(sum(WANT.values()))
+    assert totals["all|all"]["runs"] == 4 and totals["all|all"]["days"] == [
+        "2026-01-01", "2026-01-02"]  # fmt: skip
+    for user in ("alice", "bob"):
+        mine = sum(d["energy_kwh"] for d in current.values() if d["user_id"] == user)
+        assert totals[f"user|{user}"]["energy_kwh"] == pytest.approx(mine)
+    assert totals["user|bob"]["runs"] == 2 and totals["model|big"]["runs"] == 1
+    days = list(db["days"].find())
+    assert sum(d["total"]["energy_kwh"] for d in days) == pytest.approx(sum(WANT.values()))
+    listed = [r["run_id"] for d in days for r in d["runs"]]
+    assert sorted(listed) == sorted(WANT)  # each run in exactly one bucket: its start day
+
+
+def test_rollups_equal_their_runs_after_a_crash_inside_the_mongo_write(
+    settings: Settings,
+) -> None:
+    store = HotStore(settings.mongo_uri, settings.mongo_db)
+    store.write_batch(0, BATCHES[0], {"valid": 2})
+    store.write_batch(1, BATCHES[1], {"valid": 2})
+
+    def crash(point: str) -> None:
+        if point == "in_mongo":
+            raise CrashError(point)
+
+    store.fault = crash  # versions of batch 2 written, read models not
+    with pytest.raises(CrashError):
+        store.write_batch(2, BATCHES[2], {"valid": 2})
+    store.close()
+    again = HotStore(settings.mongo_uri, settings.mongo_db)  # the restarted job replays 2
+    try:
+        again.write_batch(2, BATCHES[2], {"valid": 2})
+        check(again.db)
+        again.write_batch(2, BATCHES[2], {"valid": 2})  # a second replay: still once
+        check(again.db)
+    finally:
+        again.close()
+
+
+def test_readers_page_by_day_and_filter(settings: Settings) -> None:
+    store = HotStore(settings.mongo_uri, settings.mongo_db)
+    for b, rows in enumerate(BATCHES):
+        store.write_batch(b, rows, {"valid": len(rows)})
+    store.close()
+    assert [r["run_id"] for r in fetch_runs(settings, limit=2)] == ["d", "c"]
+    assert [r["run_id"] for r in fetch_runs(settings)] == ["d", "c", "b", "a"]
+    assert [r["run_id"] for r in fetch_runs(settings, where=RunFilter(user="alice"))] == ["b", "a"]
+    tagged = fetch_runs(settings, where=RunFilter(tags=("project=vision",)))
+    assert [r["run_id"] for r in tagged] == ["c"] and tagged[0]["tags"] == {"project": "vision"}
+    day2 = datetime.fromtimestamp(T0 + DAY, timezone.utc)
+    assert [r["run_id"] for r in fetch_runs(settings, where=RunFilter(since=day2))] == ["d"]
+    by_co2 = fetch_runs(settings, sort="co2_g", limit=1)
+    assert by_co2[0]["run_id"] == "c"
+    users = {u["value"]: u for u in fetch_totals(settings, "user")}
+    assert users["bob"]["energy_kwh"] == pytest.approx(0.015) and users["bob"]["runs"] == 2
+    first_day = {u["value"]: u for u in fetch_totals(settings, "user", until=day2)}
+    assert first_day["bob"]["energy_kwh"] == pytest.approx(0.004)
+    tags = {t["value"]: t for t in fetch_totals(settings, "tag")}
+    assert tags["project=vision"]["energy_kwh"] == pytest.approx(0.009)
+    series = fetch_windows(settings, "c")
+    assert [w["window_start_s"] for w in series] == [T0 + 120, T0 + DAY + 60]
+
+
+@pytest.mark.slow
+def test_driver_state_is_bounded_after_10000_runs_end(settings: Settings) -> None:
+    """10,000 runs, 40 per batch, each active in one batch: every cache of the driver stays
+    near ``IDLE_BATCHES`` batches of runs, and the readers still see every run once."""
+    store = HotStore(settings.mongo_uri, settings.mongo_db)
+    per_batch, batches = 40, 250
+    bound = (Versions.IDLE_BATCHES + 1) * per_batch
+    try:
+        for b in range(batches):
+            rows = [p(f"r{b}-{i}", f"u{i % 7}", T0 + 600 * b, 0.001, 0) for i in range(per_batch)]
+            store.write_batch(b, rows, {"valid": per_batch})
+            sizes = store.cached_keys()
+            assert all(n <= bound for n in sizes.values()), sizes
+        assert store.db["runs"].count_documents({}) == per_batch * batches
+        total = store.db["totals"].find_one({"_id": "all|all"})
+        assert total["runs"] == per_batch * batches
+        assert total["energy_kwh"] == pytest.approx(0.001 * per_batch * batches)
+    finally:
+        store.close()
