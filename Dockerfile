@@ -17,7 +17,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CARBONPIPE_HOME=/data \
     CARBONPIPE_SPARK_JARS_DIR=/opt/carbonpipe/jars/spark \
     STREAMLIT_SERVER_HEADLESS=true \
-    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \

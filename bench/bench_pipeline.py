@@ -172,14 +172,15 @@ def bare_kafka_job(spark: Any, settings: Any) -> Callable[[], None]:
 def cleanup(settings: Any, dbs: list[str]) -> None:
     """Drops what the run created (topics, databases); the temp folder goes with the OS."""
     from kafka.admin import KafkaAdminClient
-    from pymongo import MongoClient
+
+    from carbonpipe.core.mongo import mongo_client
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
         admin.delete_topics([settings.metrics_topic, settings.intensity_topic, settings.dlq_topic])
     finally:
         admin.close()
-    client: Any = MongoClient(settings.mongo_uri)
+    client: Any = mongo_client(settings.mongo_uri)
     for db in dbs:
         client.drop_database(db)
     client.close()

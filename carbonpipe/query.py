@@ -56,9 +56,9 @@ class RunFilter:
 @lru_cache(maxsize=4)
 def _client(uri: str) -> Any:
     """One client per process and server (the dashboard re-runs its script on every refresh)."""
-    from pymongo import MongoClient
+    from carbonpipe.core.mongo import mongo_client
 
-    return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    return mongo_client(uri, timeout_s=5.0)
 
 
 def _db(settings: Settings) -> Any:

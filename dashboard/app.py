@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import get_settings
-from carbonpipe.core.secrets import redact_uri
 from carbonpipe.query import fetch_intensity, fetch_runs, fetch_totals, fetch_windows
 from dashboard.advice import render as scheduling_advice
+from dashboard.auth import require_login, visible_runs
 from dashboard.data import (
     budget_rows,
     decision_log,
@@ -20,10 +20,12 @@ from dashboard.data import (
     runs_table,
     scheduled_summary,
 )
+from dashboard.safe import guarded, hot_store_down
 
 settings = get_settings()
 PAGE_ROWS = 200  # runs listed (newest first); totals come from the rollups
 st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")
+viewer = require_login(st, settings)  # without credentials: the sign-in form, nothing else
 st.title("carbonpipe — training energy and emissions")
 st.caption(
     "Energy is **measured** where a hardware counter exists (RAPL, NVML) and **estimated** "
@@ -33,15 +35,19 @@ st.caption(
 
 
 @st.fragment(run_every=settings.dashboard_refresh_s)
+@guarded("the live section")
 def live() -> None:
     # Each refresh reads the rollups and the rows on screen, never the history (issue 12).
     try:
-        runs = fetch_runs(settings, limit=PAGE_ROWS)
+        runs = visible_runs(viewer, fetch_runs(settings, limit=PAGE_ROWS),
+                            settings.dashboard_scope)
         totals = {t["dim"]: t for t in fetch_totals(settings, "all")}.get("all", {})
         users = [{"user_id": u["value"], **u} for u in fetch_totals(settings, "user")]
         models = [{"model_name": m["value"], **m} for m in fetch_totals(settings, "model")]
-    except Exception as exc:  # the page must say what is wrong, not crash
-        st.error(f"MongoDB at {redact_uri(settings.mongo_uri)} not reachable: {type(exc).__name__}")
+        if settings.dashboard_scope == "own":  # per-user rollups: the viewer's row only
+            users = [u for u in users if u["user_id"] == viewer]
+    except Exception as exc:  # the page must say what is wrong, not crash (nor the URI)
+        hot_store_down(st, exc)
         return
     if not runs:
         st.info("No runs yet. Start one: `carbonpipe collect --run-id R --user U --model M -- CMD`")
@@ -104,4 +110,4 @@ def live() -> None:
 
 
 live()
-scheduling_advice(st, settings.zone)
+guarded("the scheduling advice")(scheduling_advice)(st, settings.zone)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from carbonpipe.core.aggregates import dashboard_labels
 from carbonpipe.core.config import Settings
+from carbonpipe.core.layout import Layout
+from dashboard.safe import md
+
+log = logging.getLogger("carbonpipe.dashboard")
 
 IDENTITY_COLUMNS = {
     "run_id": "run",
@@ -50,14 +56,15 @@ def runs_table(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_summary(run: Mapping[str, Any]) -> str:
-    """One line a person (and the browser test) can read: the run's figures and provenance."""
+    """One line a person (and the browser test) can read: the run's figures and provenance.
+    Markdown, with every event-supplied string escaped (``dashboard.safe.md``)."""
     mean = run.get("mean_intensity_g_per_kwh")
     return (
-        f"**{run['run_id']}** ({run.get('user_id')}, {run.get('model_name')}): "
+        f"**{md(run['run_id'])}** ({md(run.get('user_id'))}, {md(run.get('model_name'))}): "
         f"{run.get('energy_kwh') or 0:.6f} kWh · {run.get('co2_g') or 0:.3f} gCO₂e · "
-        f"mean intensity {mean:.1f} g/kWh · energy {run.get('method')}"
+        f"mean intensity {mean:.1f} g/kWh · energy {md(run.get('method'))}"
         if mean is not None
-        else f"**{run['run_id']}**: no energy yet"
+        else f"**{md(run['run_id'])}**: no energy yet"
     )
 
 
@@ -96,19 +103,39 @@ def scheduled_summary(log: Mapping[str, Any], measured_co2_g: float) -> str:
     expected = "n/a (no power given)" if c["expected_g"] is None else f"{c['expected_g']:.3f} g"
     saved = c["estimated_saved_g"]
     return (
-        f"**Scheduled** ({c['policy']}, {c['zone']}): expected {expected} at "
+        f"**Scheduled** ({md(c['policy'])}, {md(c['zone'])}): expected {expected} at "
         f"{c['expected_g_per_kwh']:.1f} g/kWh vs {c['now_g_per_kwh']:.1f} g/kWh if started now "
         f"({c['expected_reduction_pct']:.1f} % less); measured {c['measured_g']:.3f} g"
         + ("" if saved is None else f"; about {saved:.3f} g saved against starting now")
     )
 
 
-def decision_log(settings: Settings, decision_id: str | None) -> dict[str, Any] | None:
-    """The scheduler's decision log for a scheduled run, if it is on this host."""
-    if not decision_id:
+# What ``carbonpipe.scheduling.decisions.new_decision_id`` makes (``20250101T000000Z-1a2b3c4d``),
+# with room for hand-made ids: a plain file name, never a path.
+DECISION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def decision_log(settings: Settings, decision_id: object) -> dict[str, Any] | None:
+    """The scheduler's decision log for a scheduled run, if it is on this host.
+
+    The id comes from an event (anyone who can write to the log chooses it), so it must name a
+    JSON file directly inside ``<home>/schedules``: no ``..``, no absolute path, no symlink
+    leading out. Anything else, or a file that is not a JSON object, is no log (and logged).
+    """
+    if not isinstance(decision_id, str) or not decision_id:
         return None
-    path = Path(settings.home) / "schedules" / f"{decision_id}.json"
-    if not path.exists():
+    if not DECISION_ID.fullmatch(decision_id) or ".." in decision_id:
+        log.warning("dashboard: refused decision id %r (not a plain file name)", decision_id)
         return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    folder = Layout(Path(settings.home)).schedules.resolve()
+    path = (folder / f"{decision_id}.json").resolve()
+    if path.parent != folder or not path.is_file():
+        if path.parent != folder:
+            log.warning("dashboard: decision log %r leads out of %s", decision_id, folder)
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("dashboard: decision log %s unreadable: %s", path, exc)
+        return None
+    return data if isinstance(data, dict) else None

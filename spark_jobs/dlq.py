@@ -128,13 +128,9 @@ def counts(letters: list[DeadLetter]) -> list[dict[str, Any]]:
 
 
 def _ledger(settings: Settings) -> Any:
-    from pymongo import MongoClient
+    from carbonpipe.core.mongo import mongo_client
 
-    from spark_jobs.hot_store import client_options
-
-    client: Any = MongoClient(
-        settings.mongo_uri, **client_options(settings.mongo_uri, settings.mongo_timeout_s)
-    )
+    client: Any = mongo_client(settings.mongo_uri, settings.mongo_timeout_s)
     return client, client[settings.mongo_db][LEDGER]
 
 

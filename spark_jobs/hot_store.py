@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from carbonpipe.core.mongo import client_options, mongo_client  # noqa: F401 (re-exported)
 from carbonpipe.core.versions import (
     DAYS,
     RUN_VERSIONS,
@@ -117,29 +118,6 @@ class Versions:
         return gone
 
 
-def client_options(uri: str, timeout_s: float) -> dict[str, Any]:
-    """pymongo options: a timeout on every call, and write concern ``majority`` on a replica set.
-
-    A hung server must fail the batch (which is retried) instead of wedging the job, so server
-    selection, connect, socket reads and the write concern all give up after ``timeout_s``. On
-    a replica set a w:1 write can be rolled back by a failover after Spark has committed the
-    batch, so writes wait for a journaled majority there. FerretDB and a standalone mongod are
-    no replica set: plain w:1. Read from the URI (``replicaSet=``, ``mongodb+srv://``), so that
-    making a store needs no server; a ``w=`` in the URI wins.
-    """
-    from urllib.parse import parse_qs, urlsplit
-
-    ms = max(1, int(timeout_s * 1000))
-    opts: dict[str, Any] = {
-        "serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "socketTimeoutMS": ms,
-        "wTimeoutMS": ms, "tz_aware": True,
-    }  # fmt: skip
-    query = {k.lower() for k in parse_qs(urlsplit(uri).query)}
-    if "w" not in query and ("replicaset" in query or uri.startswith("mongodb+srv://")):
-        opts.update(w="majority", journal=True)
-    return opts
-
-
 class Current:
     """Read-model documents (``runs``, ``days``, ``totals``) by ``_id``: a bounded cache like
     ``Versions`` (keys idle for ``Versions.IDLE_BATCHES`` batches are dropped and read again
@@ -176,10 +154,10 @@ class HotStore:
     CHUNK = 2000  # documents per insert_many
     UPSERT_CHUNK = 25  # replacements per bulk_write (see ``_upsert``)
 
-    def __init__(self, uri: str, db: str, write_threads: int = 2, timeout_s: float = 30.0) -> None:
-        from pymongo import MongoClient
-
-        self._client: Any = MongoClient(uri, **client_options(uri, timeout_s))
+    def __init__(
+        self, uri: str, db: str, write_threads: int = 2, timeout_s: float = 30.0
+    ) -> None:
+        self._client: Any = mongo_client(uri, timeout_s)
         self.db = self._client[db]
         # Chunks go to the server over this many connections at once: the embedded FerretDB
         # spends most of an insert converting documents, which runs in parallel (measured:

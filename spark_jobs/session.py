@@ -49,6 +49,11 @@ def build_session(settings: Settings, app_name: str, kafka: bool = True) -> Spar
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
+    if settings.spark_master.startswith("local"):
+        # Driver RPC and block manager listen on the host's address by default (every
+        # interface another machine can reach); a local job needs loopback only.
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1")
     if kafka:
         builder = builder.config("spark.jars", ",".join(connector_jars(settings)))
     spark = builder.getOrCreate()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from carbonpipe.core.errors import ConfigError
 from carbonpipe.core.layout import Layout
 from carbonpipe.core.resources import REPO_ROOT, in_checkout, resource
+from carbonpipe.core.secrets import redact_uri
 
 
 def _default_home() -> Path:
@@ -75,8 +76,12 @@ class Settings(BaseSettings):
     metrics_retention_ms: int = Field(default=-1, ge=-1)
 
     # --- MongoDB (hot store). Unset -> the embedded FerretDB started by infra/ ------------
+    # May hold a password (``mongodb://user:pw@host/?tls=true``): never in ``repr``, shown only
+    # through ``carbonpipe.core.secrets.redact_uri``; every client is built from it as given
+    # (``carbonpipe.core.mongo.mongo_client``), so credentials and TLS options apply everywhere.
     mongo_uri: str = Field(
-        default="", validation_alias=AliasChoices("CARBONPIPE_MONGO_URI", "MONGO_URI", "mongo_uri")
+        default="", repr=False,
+        validation_alias=AliasChoices("CARBONPIPE_MONGO_URI", "MONGO_URI", "mongo_uri"),
     )
     mongo_db: str = Field(default="carbonpipe", min_length=1)
     ferretdb_port: Port = 27018
@@ -152,6 +157,19 @@ class Settings(BaseSettings):
 
     # --- dashboard -------------------------------------------------------------------------
     dashboard_port: Port = 8501
+    # Interface the dashboard listens on: loopback, because the page names people and their
+    # emissions. ``0.0.0.0`` exposes it (in a container, or behind a login or a proxy).
+    dashboard_address: str = Field(default="127.0.0.1", min_length=1)
+    # Who may open the page: "none" (whoever reaches the port), "password" (users and password
+    # hashes in ``dashboard_passwords_file``) or "oidc" (Streamlit's ``st.login``, configured in
+    # ``.streamlit/secrets.toml`` ``[auth]``).
+    dashboard_auth: Literal["none", "password", "oidc"] = "none"
+    # ``user:pbkdf2_sha256$...`` lines, made by ``carbonpipe dashboard --hash-password``.
+    dashboard_passwords_file: Path | None = None
+    # "all": a viewer sees every run; "own": a signed-in viewer sees only runs of their user id.
+    dashboard_scope: Literal["all", "own"] = "all"
+    # With "oidc": the identity claim that is the viewer's user id (matched against user_id).
+    dashboard_oidc_user_claim: str = Field(default="email", min_length=1)
     dashboard_refresh_s: PositiveS = 5.0
     # Per-user budgets in gCO2e, ``alice=500,bob=1200``.
     budgets_g: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
@@ -184,6 +202,20 @@ class Settings(BaseSettings):
         if v and v not in FAULT_POINTS:
             raise ValueError(f"unknown fault point {v!r}; one of {', '.join(FAULT_POINTS)}")
         return v
+
+    @_model_validator(mode="after")
+    def _dashboard_login(self) -> Settings:
+        if self.dashboard_auth == "password" and not self.dashboard_passwords_file:
+            raise ValueError(
+                "CARBONPIPE_DASHBOARD_AUTH=password needs CARBONPIPE_DASHBOARD_PASSWORDS_FILE "
+                "(user:hash lines; make a hash with `carbonpipe dashboard --hash-password`)"
+            )
+        if self.dashboard_scope == "own" and self.dashboard_auth == "none":
+            raise ValueError(
+                "CARBONPIPE_DASHBOARD_SCOPE=own needs a signed-in viewer: set "
+                "CARBONPIPE_DASHBOARD_AUTH to password or oidc"
+            )
+        return self
 
     @field_validator("budgets_g", mode="before")
     @classmethod
@@ -245,9 +277,12 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
+            if not err["loc"]:  # a check across settings: its message names the keys
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
             key = "CARBONPIPE_" + "_".join(str(p) for p in err["loc"]).upper()
             secret = any(w in key for w in SECRET_WORDS)
-            got = "<redacted>" if secret else repr(err.get("input"))
+            got = "<redacted>" if secret else redact_uri(repr(err.get("input")))
             lines.append(f"{key}: {err['msg']} (got {got})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 

@@ -32,6 +32,15 @@ class RateLimited(ProviderUnavailable):
     """429 whose Retry-After does not fit in the remaining time budget (or retries ran out)."""
 
 
+class CrossOriginRedirect(ProviderError):  # noqa: N818 (a state: reads as 'raise NotCovered')
+    """The provider redirected to another scheme, host or port. Not followed: the request
+    carries the token, which goes to the configured address only."""
+
+
+class ImplausibleValue(ProviderUnavailable):
+    """A value that cannot be a carbon intensity (NaN, negative, absurdly high)."""
+
+
 class AuthError(ProviderError):
     """401/403: missing, wrong or expired credentials."""
 

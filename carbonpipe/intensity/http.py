@@ -31,6 +31,7 @@ from carbonpipe.core.fsutil import atomic_write_text
 from carbonpipe.intensity.errors import (
     AuthError,
     BadRequest,
+    CrossOriginRedirect,
     NotCovered,
     ProviderError,
     ProviderUnavailable,
@@ -108,6 +109,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, port
+
+
 def error_detail(resp: httpx.Response) -> str:
     """Human text of an error body: JSON ``error``/``message`` fields, or stripped HTML/text."""
     try:
@@ -151,11 +157,25 @@ class HttpJsonClient:
         self._secrets = [s for s in secrets if s]
         self._sleep = sleep
         self._clock = clock
+        self._origin = _origin(httpx.URL(self.base_url))
         self._client = httpx.Client(
             transport=transport,
             follow_redirects=True,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            event_hooks={"request": [self._same_origin_only]},
         )
+
+    def _same_origin_only(self, request: httpx.Request) -> None:
+        """Every request, redirects included, goes to the configured origin: httpx drops only
+        ``Authorization`` across origins, not custom headers such as ``auth-token``."""
+        if _origin(request.url) != self._origin:
+            target = self.redact(str(request.url.copy_with(query=None)))
+            raise CrossOriginRedirect(
+                self.provider,
+                f"redirected from {self.base_url} to {target}; "
+                "not followed (the token goes to the configured host only). If the provider "
+                "moved, set its base URL setting to the new address",
+            )
 
     def add_secret(self, secret: str | None) -> None:
         if secret:

@@ -21,11 +21,9 @@ def log_file(layout: Layout) -> Path:
 
 def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
     """A MongoDB ``ping`` succeeds against ``settings.mongo_uri``."""
-    from pymongo import MongoClient  # imported late: keeps `carbonpipe --help` fast
+    from carbonpipe.core.mongo import mongo_client
 
-    client: MongoClient = MongoClient(settings.mongo_uri,
-                                      serverSelectionTimeoutMS=int(timeout_s * 1000),
-                                      connectTimeoutMS=int(timeout_s * 1000))
+    client = mongo_client(settings.mongo_uri, timeout_s)
     try:
         client.admin.command("ping")
         return True

@@ -23,12 +23,46 @@ from carbonpipe.services.apps import APPS, app_command
 yaml = pytest.importorskip("yaml")
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
+SECURE = REPO_ROOT / "docker-compose.secure.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+# The Kafka client settings the secure override sets (implemented with the Kafka clients).
+KAFKA_SECURITY_SETTINGS = {
+    "CARBONPIPE_KAFKA_SECURITY_PROTOCOL", "CARBONPIPE_KAFKA_SASL_MECHANISM",
+    "CARBONPIPE_KAFKA_SASL_USERNAME", "CARBONPIPE_KAFKA_SASL_PASSWORD",
+    "CARBONPIPE_KAFKA_SSL_CAFILE",
+}  # fmt: skip
+
+
+def env_example() -> dict[str, str]:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return dict(ln.split("=", 1) for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:?message}`` and ``${VAR:-default}`` against ``env``."""
+
+    def sub(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2) or "", m.group(3) or ""
+        if env.get(name):
+            return env[name]
+        if op == ":-":
+            return arg
+        raise AssertionError(f"${{{name}}} is not set by .env.example ({arg})")
+
+    return re.sub(r"\$\{([A-Z0-9_]+)(?:(:[?-])([^}]*))?\}", sub, value)
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     doc = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def secure() -> dict[str, Any]:
+    doc = yaml.safe_load(SECURE.read_text())
     assert isinstance(doc, dict)
     return doc
 
@@ -73,7 +107,8 @@ def test_every_setting_in_the_environment_is_one_the_code_reads(
 ) -> None:
     known = {f"CARBONPIPE_{f.upper()}" for f in Settings.model_fields} | {"MONGO_URI"}
     for name, svc in _carbonpipe_services(compose).items():
-        env = {k: v for k, v in _env(svc).items() if k.startswith("CARBONPIPE_") or k in known}
+        env = {k: interpolate(v, env_example()) for k, v in _env(svc).items()
+               if k.startswith("CARBONPIPE_") or k in known}  # fmt: skip
         assert set(env) <= known, f"{name}: unknown settings {sorted(set(env) - known)}"
         for k, v in env.items():
             monkeypatch.setenv(k, v)
@@ -119,3 +154,88 @@ def test_dockerfile_installs_real_extras_and_exposes_the_dashboard(compose: dict
     published = [str(p).rsplit(":", 1)[-1] for p in compose["services"]["dashboard"]["ports"]]
     assert port in published
     assert ".carbonpipe" in Path(REPO_ROOT / ".dockerignore").read_text().split()
+
+
+# ------------------------------------------------------------------ exposure (issue 16)
+def _published(svc: dict[str, Any]) -> list[str]:
+    return [str(p) for p in svc.get("ports") or []]
+
+
+def test_only_the_dashboard_is_published_and_only_on_loopback(compose: dict[str, Any]) -> None:
+    published = {n: _published(s) for n, s in compose["services"].items() if _published(s)}
+    port = Settings.model_fields["dashboard_port"].default
+    assert published == {"dashboard": [f"127.0.0.1:{port}:{port}"]}
+    assert "expose" not in compose["services"]["mongo"]
+    dash = _env(compose["services"]["dashboard"])  # inside its container, for the mapping
+    assert dash["CARBONPIPE_DASHBOARD_ADDRESS"] == "0.0.0.0"
+
+
+def test_kafka_has_no_listener_for_the_host(compose: dict[str, Any]) -> None:
+    env = _env(compose["services"]["kafka"])
+    assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://localhost:9093"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
+
+
+def test_mongodb_requires_a_password_from_the_env_file(compose: dict[str, Any]) -> None:
+    mongo = _env(compose["services"]["mongo"])
+    for key in ("MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD",
+                "MONGO_APP_USERNAME", "MONGO_APP_PASSWORD"):  # fmt: skip
+        assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", mongo[key]), f"{key} must come from .env"
+    example = env_example()
+    uri = interpolate(_env(compose["services"]["stream"])["MONGO_URI"], example)
+    user, password = example["MONGO_APP_USERNAME"], example["MONGO_APP_PASSWORD"]
+    assert uri == f"mongodb://{user}:{password}@mongo:27017/carbonpipe?authSource=admin"
+    init = [v for v in compose["services"]["mongo"]["volumes"] if "docker-entrypoint-initdb.d" in v]
+    assert init and (REPO_ROOT / init[0].split(":")[0]).is_file()
+    ignored = (REPO_ROOT / ".gitignore").read_text().split()
+    assert ".env" in ignored and "secrets/" in ignored
+    docker_ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert ".env" in docker_ignored and "secrets" in docker_ignored
+
+
+def test_secure_override_turns_on_sasl_ssl_for_every_kafka_client(
+    compose: dict[str, Any], secure: dict[str, Any]
+) -> None:
+    kafka = _env(secure["services"]["kafka"])
+    protocols = dict(p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    for listener in kafka["KAFKA_LISTENERS"].split(","):
+        name, _, address = listener.partition("://")
+        # anything not on the container's loopback speaks SASL_SSL
+        assert protocols[name] == "SASL_SSL" or address.startswith("localhost:"), listener
+    assert _published(secure["services"]["kafka"]) == ["127.0.0.1:29092:29092"]
+    known = {f"CARBONPIPE_{f.upper()}" for f in Settings.model_fields} | KAFKA_SECURITY_SETTINGS
+    for name in _carbonpipe_services(compose):
+        if name == "dashboard":  # reads MongoDB only: no Kafka credentials at all
+            assert name not in secure["services"]
+            continue
+        env = _env(secure["services"][name])
+        assert set(env) <= known
+        assert env["CARBONPIPE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["CARBONPIPE_KAFKA_SASL_PASSWORD"].startswith("${KAFKA_CLIENT_PASSWORD:?")
+        ca = env["CARBONPIPE_KAFKA_SSL_CAFILE"]
+        assert any(str(v).endswith(f":{ca}:ro") for v in secure["services"][name]["volumes"])
+
+
+def test_make_secrets_builds_a_keystore_kafka_can_read(tmp_path: Path) -> None:
+    """The script behind the secure override, run for real (openssl; keytool reads it back)."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("openssl") and shutil.which("keytool")):
+        pytest.skip("needs openssl and keytool (a JDK)")
+    (tmp_path / ".env").write_text("KAFKA_CLIENT_PASSWORD=client-pw-1\n"
+                                   "KAFKA_KEYSTORE_PASSWORD=keystore-pw-1\n")  # fmt: skip
+    subprocess.run([str(REPO_ROOT / "infra/compose/make-secrets.sh"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    kafka = tmp_path / "secrets" / "kafka"
+    assert {p.name for p in kafka.iterdir()} == {
+        "ca.pem", "kafka.keystore.p12", "keystore_creds", "kafka_server_jaas.conf"}
+    listing = subprocess.run(
+        ["keytool", "-list", "-v", "-storetype", "PKCS12", "-keystore",
+         str(kafka / "kafka.keystore.p12"), "-storepass", "keystore-pw-1"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert "PrivateKeyEntry" in listing and "DNSName: kafka" in listing
+    assert 'user_carbonpipe="client-pw-1"' in (kafka / "kafka_server_jaas.conf").read_text()
+    assert not (kafka / "ca.key").exists()  # the CA key is never mounted
