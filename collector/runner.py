@@ -477,7 +477,7 @@ def build_collector(
             elif stdout:
                 sink = StdoutSink()
             else:
-                sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
+                sink = KafkaSink.for_host(settings, ident.host)
         spool = Spool(lock.dir / "segments", int(settings.spool_max_mb * 2**20))
         publisher = Publisher(sink, spool, dropped_before=lock.dropped_before())
     except BaseException:

@@ -23,6 +23,7 @@ from typing import Any
 
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import ConfigError
+from carbonpipe.core.kafka_security import python_kwargs
 from carbonpipe.core.timeutil import parse_iso, utc_iso_s
 
 LEDGER = "dlq_replayed"  # hot-store collection: one document per replayed dead letter
@@ -70,6 +71,7 @@ def read_letters(settings: Settings, timeout_s: float = 30.0) -> list[DeadLetter
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **python_kwargs(settings),
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
         allow_auto_create_topics=False,  # asking must not create it (with default configs)
@@ -160,7 +162,7 @@ def replay(settings: Settings, letters: list[DeadLetter], dry_run: bool = False)
         from kafka import KafkaProducer
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-                                 acks="all", retries=5)  # fmt: skip
+                                 acks="all", retries=5, **python_kwargs(settings))
         try:
             for d in todo:
                 assert d.raw is not None

@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.kafka_security import python_kwargs
 
 
 def events_path(settings: Settings) -> str:
@@ -80,6 +81,7 @@ def log_bounds(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **python_kwargs(settings),
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
         consumer_timeout_ms=int(timeout_s * 1000),

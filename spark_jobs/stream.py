@@ -30,6 +30,12 @@ from pyspark.sql import functions as F
 
 from carbonpipe.core.config import ConfigError, Settings, get_settings
 from carbonpipe.core.errors import CarbonpipeError, UserError
+from carbonpipe.core.kafka_security import (
+    Redacted,
+    host_topic_pattern,
+    host_topic_prefix,
+    spark_options,
+)
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore
@@ -191,7 +197,8 @@ class BatchProcessor:
         # reference trimmed and get the cited fallback (flagged), never an error.
         slots = self.slots(min(late_before.values(), default=None))
         lap("reference")
-        checked = T.check(T.parse(df), late_before)
+        host_prefix = host_topic_prefix(self.settings) if self.settings.kafka_host_topics else None
+        checked = T.check(T.parse(df), late_before, host_prefix)
         obs = Observation(f"batch_{batch_id}")
         valid_ts = F.when(F.col("reason").isNull(), F.col("ts_s"))
         observed = checked.observe(
@@ -367,7 +374,7 @@ class BatchProcessor:
         (
             invalid.select(key.alias("key"), value.alias("value"))
             .write.format("kafka")
-            .option("kafka.bootstrap.servers", self.settings.kafka_bootstrap_servers)
+            .options(**spark_options(self.settings))
             .option("topic", self.settings.dlq_topic)
             .save()
         )
@@ -453,10 +460,16 @@ def min_partitions(spark: SparkSession, settings: Settings) -> int:
 
 
 def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
-    """How the job reads the log (the benchmark reads it the same way)."""
-    return {
-        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
-        "subscribe": settings.metrics_topic,
+    """How the job reads the log (the benchmark reads it the same way): the shared metrics
+    topic, or with host topics every ``<metrics_topic>.host.<host>`` (a pattern: a new host's
+    topic is picked up without a restart). The result is ``Redacted``: safe to log."""
+    subscribe = (
+        {"subscribePattern": host_topic_pattern(settings)} if settings.kafka_host_topics
+        else {"subscribe": settings.metrics_topic}
+    )  # fmt: skip
+    return Redacted({
+        **spark_options(settings),
+        **subscribe,
         "startingOffsets": "earliest",
         # Offsets lost to retention or to a recreated topic stop the job with an error
         # (``run`` explains it) instead of being skipped without a word.
@@ -465,7 +478,7 @@ def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
         # Bigger fetches: about 30 % more events/s from the broker on a small machine.
         "kafka.max.partition.fetch.bytes": str(16 << 20),
         "kafka.fetch.max.bytes": str(64 << 20),
-    }
+    })
 
 
 def start(
