@@ -23,7 +23,7 @@ from typing import Any
 
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import ConfigError
-from carbonpipe.core.kafka_security import python_kwargs
+from carbonpipe.core.kafka_security import host_topic_prefix, python_kwargs
 from carbonpipe.core.timeutil import parse_iso, utc_iso_s
 
 LEDGER = "dlq_replayed"  # hot-store collection: one document per replayed dead letter
@@ -38,6 +38,7 @@ class DeadLetter:
     truncated: bool
     detected_at: datetime | None
     run_id: str | None
+    topic: str | None = None  # where the record was read (with host topics: whose it is)
 
     @property
     def kind(self) -> str:
@@ -62,6 +63,7 @@ def _letter(key: str, value: bytes) -> DeadLetter:
         truncated=bool(env.get("raw_truncated")),
         detected_at=parse_iso(detected) if detected else None,
         run_id=run_id,
+        topic=env.get("topic"),
     )
 
 
@@ -140,6 +142,15 @@ def _ledger(settings: Settings) -> Any:
     return client, client[settings.mongo_db][LEDGER]
 
 
+def _replay_topic(settings: Settings, letter: DeadLetter) -> str:
+    """With host topics a letter goes back to the host topic it came from (the job reads
+    those only, and checks the host against it again); else to the metrics topic."""
+    if settings.kafka_host_topics and letter.topic and letter.topic.startswith(
+            host_topic_prefix(settings)):
+        return letter.topic
+    return settings.metrics_topic
+
+
 def replay(settings: Settings, letters: list[DeadLetter], dry_run: bool = False) -> dict[str, int]:
     """Re-sends the original text of ``letters`` to the metrics topic, each key at most once.
 
@@ -167,7 +178,7 @@ def replay(settings: Settings, letters: list[DeadLetter], dry_run: bool = False)
             for d in todo:
                 assert d.raw is not None
                 producer.send(
-                    settings.metrics_topic,
+                    _replay_topic(settings, d),
                     key=d.run_id.encode() if d.run_id else None,
                     value=d.raw.encode(),
                     headers=[(REPLAY_HEADER, d.key.encode())],

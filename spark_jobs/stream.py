@@ -52,6 +52,7 @@ from spark_jobs.storage import (
     end_rebuild,
     events_path,
     history_gaps,
+    metrics_topics,
     move_uri,
     superseded_path,
     unfinished_rebuild,
@@ -428,15 +429,17 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
     nothing happened. The checkpoint goes first (no start can resume the old offsets); the
     cold store being replaced is moved aside to ``<cold>/superseded/<time>``, never deleted.
     """
-    gaps = history_gaps(settings)
-    if gaps:
+    for topic in metrics_topics(settings):
+        gaps = history_gaps(settings, topic)
+        if not gaps:
+            continue
         raise UserError(
-            f"refusing to rebuild: retention has deleted the start of {settings.metrics_topic}, "
+            f"refusing to rebuild: retention has deleted the start of {topic}, "
             f"so a replay from the log would lose those events for good:\n  "
-            f"{describe_gaps(settings.metrics_topic, gaps)}\n"
+            f"{describe_gaps(topic, gaps)}\n"
             f"Nothing was changed: the hot store ({settings.mongo_db}) and the cold store "
             f"({settings.cold_store_uri}) still hold the results of those events. Keep the log "
-            f"complete from now on with retention.ms=-1 on {settings.metrics_topic} "
+            f"complete from now on with retention.ms=-1 on {topic} "
             "(CARBONPIPE_METRICS_RETENTION_MS, unlimited by default for new topics)."
         )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
