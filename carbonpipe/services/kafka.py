@@ -128,6 +128,9 @@ class BrokerSecurity:
         """``kafka-storage format`` arguments that create the admin's SCRAM credential (the
         inter-broker link authenticates with it before any Admin API call could make it)."""
         pw = self.admin_password.get_secret_value()
+        if not all(c.isalnum() or c in "-_.~" for c in pw + self.admin_user):
+            raise StackError("the broker admin's name and password go through kafka-storage's "
+                             "--add-scram syntax: letters, digits and - _ . ~ only")
         return [f"--add-scram={self.mechanism}=[name={self.admin_user},password={pw}]"]
 
 
