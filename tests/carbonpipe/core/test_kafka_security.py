@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from carbonpipe.core import kafka_security as ks
-from carbonpipe.core.config import ConfigError, load_settings
+from carbonpipe.core.config import ConfigError, Settings, load_settings
 
 PW = 'pa"ss\\w0rd;\nx=1 evil="y"'  # quote, backslash, semicolon, newline: all must survive
 
 
-def _sasl_ssl(tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
+def _sasl_ssl(tmp_path: Path, **extra: object) -> Settings:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     return load_settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="host-a",
