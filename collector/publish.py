@@ -143,15 +143,6 @@ class KafkaSink:
         self._failed_batches = 0  # in a row, with the current producer
         self.down_reason: str | None = None  # last known: None = reachable or not yet tried
 
-    @classmethod
-    def for_host(cls, settings: Settings, host: str) -> KafkaSink:
-        """The sink of a collector on ``host``: its topic and the configured client security."""
-        from carbonpipe.core import kafka_security
-
-        return cls(settings.kafka_bootstrap_servers,
-                   kafka_security.publish_topic(settings, host),
-                   security=kafka_security.python_kwargs(settings))
-
     def _say(self, text: str) -> None:
         _say(text)
 
@@ -537,3 +528,12 @@ class Publisher:
 
 def _say(text: str) -> None:
     print(f"carbonpipe collector: {text}", file=sys.stderr, flush=True)
+
+
+def kafka_sink(settings: Settings, host: str) -> Sink:
+    """The Kafka sink of a collector on ``host``: its topic (the shared one, or with host
+    topics its own) and the configured client security (``core.kafka_security``)."""
+    from carbonpipe.core import kafka_security
+
+    return KafkaSink(settings.kafka_bootstrap_servers, kafka_security.publish_topic(settings, host),
+                     security=kafka_security.python_kwargs(settings))  # fmt: skip
