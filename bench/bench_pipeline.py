@@ -77,13 +77,15 @@ def preload(spark: Any, settings: Any, files: Path) -> float:
     """Writes the events into Kafka with Spark's Kafka sink (fast, exact: each event once)."""
     from pyspark.sql import functions as F
 
+    from carbonpipe.core.kafka_security import spark_options
+
     t = time.perf_counter()
     (
         spark.read.text(str(files))
         .coalesce(1)  # one writer, in file order: per partition, time order, like collectors
         .select(F.get_json_object("value", "$.run_id").alias("key"), F.col("value"))
         .write.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .options(**spark_options(settings))
         .option("topic", settings.metrics_topic)
         .save()
     )
@@ -173,9 +175,11 @@ def cleanup(settings: Any, dbs: list[str]) -> None:
     """Drops what the run created (topics, databases); the temp folder goes with the OS."""
     from kafka.admin import KafkaAdminClient
 
+    from carbonpipe.core.kafka_security import python_kwargs
     from carbonpipe.core.mongo import mongo_client
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
+                             **python_kwargs(settings))
     try:
         admin.delete_topics([settings.metrics_topic, settings.intensity_topic, settings.dlq_topic])
     finally:

@@ -73,11 +73,10 @@ def cli_s(settings: Any, *argv: str) -> tuple[float, int]:
 
 def old_reader(settings: Any) -> int:
     """Before issue 12: every version of every run, folded by key in Python."""
-    from pymongo import MongoClient
-
+    from carbonpipe.core.mongo import mongo_client
     from carbonpipe.core.versions import newest
 
-    db = MongoClient(settings.mongo_uri, tz_aware=True)[settings.mongo_db]
+    db = mongo_client(settings.mongo_uri)[settings.mongo_db]
     return len(newest(db["run_versions"].find()))
 
 
@@ -131,9 +130,9 @@ def main() -> int:
     for k, v in summary.items():
         print(f"{k:28s} median {v['median']:.3f} s  (range {v['min']:.3f}-{v['max']:.3f})")
     if not args.keep:
-        from pymongo import MongoClient
+        from carbonpipe.core.mongo import mongo_client
 
-        MongoClient(settings.mongo_uri).drop_database(settings.mongo_db)
+        mongo_client(settings.mongo_uri).drop_database(settings.mongo_db)
     return 0
 
 

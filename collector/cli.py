@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -323,7 +324,7 @@ def flush_spool(settings: Any) -> int:
     and skipped. The lost-event count of the run is kept cumulative (``RunLock``).
     """
     from carbonpipe.core.errors import CarbonpipeError
-    from collector.publish import KafkaSink, Publisher
+    from collector.publish import Publisher, kafka_sink
     from collector.runner import RunLock
     from collector.spool import Spool
 
@@ -338,7 +339,7 @@ def flush_spool(settings: Any) -> int:
         try:
             spool = Spool(run_dir / "segments", int(settings.spool_max_mb * 2**20))
             if spool.pending:
-                sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
+                sink = kafka_sink(settings, socket.gethostname())  # as build_collector
                 pub = Publisher(sink, spool, dropped_before=lock.dropped_before())
                 n = pub.close(timeout_s=30.0)
                 with contextlib.suppress(OSError):  # the count only; the events are sent

@@ -23,10 +23,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from itertools import islice
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from collector.spool import Spool
+
+if TYPE_CHECKING:
+    from carbonpipe.core.config import Settings
 
 Event = dict[str, Any]
 
@@ -127,9 +131,11 @@ class KafkaSink:
         topic: str,
         timeout_s: float = 10.0,
         connect_timeout_s: float = 1.0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.security = security or {}  # kafka-python kwargs (core.kafka_security)
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._producer: Any = None
@@ -169,6 +175,7 @@ class KafkaSink:
             delivery_timeout_ms=int(self.timeout_s * 1000),
             # default 30000, spent in __init__ when no broker answers (see the class doc)
             bootstrap_timeout_ms=int(max(1.0, 2 * self.connect_timeout_s) * 1000),
+            **self.security,
         )
 
     def send(self, events: list[Event]) -> int:
@@ -521,3 +528,12 @@ class Publisher:
 
 def _say(text: str) -> None:
     print(f"carbonpipe collector: {text}", file=sys.stderr, flush=True)
+
+
+def kafka_sink(settings: Settings, host: str) -> Sink:
+    """The Kafka sink of a collector on ``host``: its topic (the shared one, or with host
+    topics its own) and the configured client security (``core.kafka_security``)."""
+    from carbonpipe.core import kafka_security
+
+    return KafkaSink(settings.kafka_bootstrap_servers, kafka_security.publish_topic(settings, host),
+                     security=kafka_security.python_kwargs(settings))  # fmt: skip

@@ -37,7 +37,7 @@ from collector.events import RunIdentity
 from collector.observers import EventObserver
 from collector.output import RunReport
 from collector.procs import ProcessTree
-from collector.publish import KafkaSink, NullSink, Publisher, Sink, StdoutSink
+from collector.publish import NullSink, Publisher, Sink, StdoutSink, kafka_sink
 from collector.sampler import Sampler
 from collector.spool import Spool
 from collector.summary import Intensity, RunResult
@@ -477,7 +477,7 @@ def build_collector(
             elif stdout:
                 sink = StdoutSink()
             else:
-                sink = KafkaSink(settings.kafka_bootstrap_servers, settings.metrics_topic)
+                sink = kafka_sink(settings, ident.host)
         spool = Spool(lock.dir / "segments", int(settings.spool_max_mb * 2**20))
         publisher = Publisher(sink, spool, dropped_before=lock.dropped_before())
     except BaseException:

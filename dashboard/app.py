@@ -5,11 +5,13 @@ Run with ``carbonpipe dashboard`` (Streamlit). Reads only the MongoDB hot store.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import get_settings
-from carbonpipe.query import fetch_intensity, fetch_runs, fetch_totals, fetch_windows
+from carbonpipe.query import RunFilter, fetch_intensity, fetch_runs, fetch_totals, fetch_windows
 from dashboard.advice import render as scheduling_advice
 from dashboard.auth import require_login, visible_runs
 from dashboard.data import (
@@ -34,18 +36,37 @@ st.caption(
 )
 
 
+def model_rows(runs: list[Any]) -> list[dict[str, Any]]:
+    """Per-model sums of a page of runs (own scope: the global model rollups would leak)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        m = out.setdefault(
+            r.get("model_name") or "",
+            {"model_name": r.get("model_name"), "runs": 0, "energy_kwh": 0.0, "co2_g": 0.0},
+        )
+        m["runs"] += 1
+        m["energy_kwh"] += r.get("energy_kwh") or 0.0
+        m["co2_g"] += r.get("co2_g") or 0.0
+    return list(out.values())
+
+
 @st.fragment(run_every=settings.dashboard_refresh_s)
 @guarded("the live section")
 def live() -> None:
     # Each refresh reads the rollups and the rows on screen, never the history (issue 12).
     try:
-        runs = visible_runs(viewer, fetch_runs(settings, limit=PAGE_ROWS),
-                            settings.dashboard_scope)
-        totals = {t["dim"]: t for t in fetch_totals(settings, "all")}.get("all", {})
+        own = settings.dashboard_scope == "own"
+        where = RunFilter(user=viewer or "\0") if own else None  # no identity: nothing
+        runs = visible_runs(viewer, fetch_runs(settings, where=where, limit=PAGE_ROWS),
+                            settings.dashboard_scope)  # fmt: skip
         users = [{"user_id": u["value"], **u} for u in fetch_totals(settings, "user")]
-        models = [{"model_name": m["value"], **m} for m in fetch_totals(settings, "model")]
-        if settings.dashboard_scope == "own":  # per-user rollups: the viewer's row only
+        if own:  # the viewer's own rollup row, and models from their own runs only
             users = [u for u in users if u["user_id"] == viewer]
+            totals = users[0] if users else {}
+            models = model_rows(runs)
+        else:
+            totals = next(iter(fetch_totals(settings, "all")), {})
+            models = [{"model_name": m["value"], **m} for m in fetch_totals(settings, "model")]
     except Exception as exc:  # the page must say what is wrong, not crash (nor the URI)
         hot_store_down(st, exc)
         return

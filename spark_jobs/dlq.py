@@ -23,6 +23,7 @@ from typing import Any
 
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import ConfigError
+from carbonpipe.core.kafka_security import host_topic_prefix, python_kwargs
 from carbonpipe.core.timeutil import parse_iso, utc_iso_s
 
 LEDGER = "dlq_replayed"  # hot-store collection: one document per replayed dead letter
@@ -37,6 +38,7 @@ class DeadLetter:
     truncated: bool
     detected_at: datetime | None
     run_id: str | None
+    topic: str | None = None  # where the record was read (with host topics: whose it is)
 
     @property
     def kind(self) -> str:
@@ -61,6 +63,7 @@ def _letter(key: str, value: bytes) -> DeadLetter:
         truncated=bool(env.get("raw_truncated")),
         detected_at=parse_iso(detected) if detected else None,
         run_id=run_id,
+        topic=env.get("topic"),
     )
 
 
@@ -70,6 +73,7 @@ def read_letters(settings: Settings, timeout_s: float = 30.0) -> list[DeadLetter
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **python_kwargs(settings),
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
         allow_auto_create_topics=False,  # asking must not create it (with default configs)
@@ -134,6 +138,15 @@ def _ledger(settings: Settings) -> Any:
     return client, client[settings.mongo_db][LEDGER]
 
 
+def _replay_topic(settings: Settings, letter: DeadLetter) -> str:
+    """With host topics a letter goes back to the host topic it came from (the job reads
+    those only, and checks the host against it again); else to the metrics topic."""
+    if settings.kafka_host_topics and letter.topic and letter.topic.startswith(
+            host_topic_prefix(settings)):
+        return letter.topic
+    return settings.metrics_topic
+
+
 def replay(settings: Settings, letters: list[DeadLetter], dry_run: bool = False) -> dict[str, int]:
     """Re-sends the original text of ``letters`` to the metrics topic, each key at most once.
 
@@ -156,12 +169,12 @@ def replay(settings: Settings, letters: list[DeadLetter], dry_run: bool = False)
         from kafka import KafkaProducer
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-                                 acks="all", retries=5)  # fmt: skip
+                                 acks="all", retries=5, **python_kwargs(settings))
         try:
             for d in todo:
                 assert d.raw is not None
                 producer.send(
-                    settings.metrics_topic,
+                    _replay_topic(settings, d),
                     key=d.run_id.encode() if d.run_id else None,
                     value=d.raw.encode(),
                     headers=[(REPLAY_HEADER, d.key.encode())],

@@ -341,8 +341,9 @@ class HotStore:
         now = {r: d for r in run_ids if (d := rv.at(r, batch_id)) is not None}
         before = {r: rv.base(r, batch_id)[0] for r in now}
         # A run counts once, in the batch that counts its first event (not its first dead letter).
-        new_runs = {r: d for r, d in now.items() if d.get("first_ts_s") is not None
-                    and (before[r] is None or before[r].get("first_ts_s") is None)}  # fmt: skip
+        new_runs = {r: d for r, d in now.items()
+                    if d.get("first_ts_s") is not None
+                    and (before[r] or {}).get("first_ts_s") is None}  # fmt: skip
         day_deltas = rollups.deltas(rows, new_runs)
         fields = run_fields()
         summaries: dict[str, dict[str, Any]] = {}

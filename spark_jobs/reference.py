@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.kafka_security import python_kwargs
 from carbonpipe.core.resources import resource
 from carbonpipe.core.timeutil import epoch_s
 
@@ -198,6 +199,7 @@ class IntensityFeed:
 
         return KafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers.split(","),
+            **python_kwargs(self._settings),
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=1000,

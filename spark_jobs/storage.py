@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.kafka_security import host_topic_prefix, python_kwargs
 
 
 def events_path(settings: Settings) -> str:
@@ -80,6 +81,7 @@ def log_bounds(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **python_kwargs(settings),
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
         consumer_timeout_ms=int(timeout_s * 1000),
@@ -106,9 +108,25 @@ def log_bounds(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[
         consumer.close()
 
 
-def history_gaps(settings: Settings) -> list[PartitionBounds]:
-    """The partitions of the metrics log that no longer start at offset 0."""
-    return [b for b in log_bounds(settings, settings.metrics_topic) if b.earliest > 0]
+def metrics_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """The topics the job reads: the metrics topic, or with host topics every host's."""
+    if not settings.kafka_host_topics:
+        return [settings.metrics_topic]
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+                             request_timeout_ms=int(timeout_s * 1000),
+                             **python_kwargs(settings))  # fmt: skip
+    try:
+        prefix = host_topic_prefix(settings)
+        return sorted(t for t in consumer.topics() if t.startswith(prefix))
+    finally:
+        consumer.close()
+
+
+def history_gaps(settings: Settings, topic: str | None = None) -> list[PartitionBounds]:
+    """The partitions of the metrics log (or ``topic``) that no longer start at offset 0."""
+    return [b for b in log_bounds(settings, topic or settings.metrics_topic) if b.earliest > 0]
 
 
 def describe_gaps(topic: str, gaps: list[PartitionBounds]) -> str:

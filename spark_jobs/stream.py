@@ -30,6 +30,12 @@ from pyspark.sql import functions as F
 
 from carbonpipe.core.config import ConfigError, Settings, get_settings
 from carbonpipe.core.errors import CarbonpipeError, UserError
+from carbonpipe.core.kafka_security import (
+    Redacted,
+    host_topic_pattern,
+    host_topic_prefix,
+    spark_options,
+)
 from carbonpipe.core.versions import DAYS, RUN_VERSIONS, RUNS, TOTALS
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
@@ -47,6 +53,7 @@ from spark_jobs.storage import (
     end_rebuild,
     events_path,
     history_gaps,
+    metrics_topics,
     move_uri,
     superseded_path,
     unfinished_rebuild,
@@ -193,7 +200,8 @@ class BatchProcessor:
         # reference trimmed and get the cited fallback (flagged), never an error.
         slots = self.slots(min(late_before.values(), default=None))
         lap("reference")
-        checked = T.check(T.parse(df), late_before)
+        host_prefix = host_topic_prefix(self.settings) if self.settings.kafka_host_topics else None
+        checked = T.check(T.parse(df), late_before, host_prefix)
         obs = Observation(f"batch_{batch_id}")
         valid_ts = F.when(F.col("reason").isNull(), F.col("ts_s"))
         observed = checked.observe(
@@ -369,7 +377,7 @@ class BatchProcessor:
         (
             invalid.select(key.alias("key"), value.alias("value"))
             .write.format("kafka")
-            .option("kafka.bootstrap.servers", self.settings.kafka_bootstrap_servers)
+            .options(**spark_options(self.settings))
             .option("topic", self.settings.dlq_topic)
             .save()
         )
@@ -423,15 +431,17 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
     nothing happened. The checkpoint goes first (no start can resume the old offsets); the
     cold store being replaced is moved aside to ``<cold>/superseded/<time>``, never deleted.
     """
-    gaps = history_gaps(settings)
-    if gaps:
+    for topic in metrics_topics(settings):
+        gaps = history_gaps(settings, topic)
+        if not gaps:
+            continue
         raise UserError(
-            f"refusing to rebuild: retention has deleted the start of {settings.metrics_topic}, "
+            f"refusing to rebuild: retention has deleted the start of {topic}, "
             f"so a replay from the log would lose those events for good:\n  "
-            f"{describe_gaps(settings.metrics_topic, gaps)}\n"
+            f"{describe_gaps(topic, gaps)}\n"
             f"Nothing was changed: the hot store ({settings.mongo_db}) and the cold store "
             f"({settings.cold_store_uri}) still hold the results of those events. Keep the log "
-            f"complete from now on with retention.ms=-1 on {settings.metrics_topic} "
+            f"complete from now on with retention.ms=-1 on {topic} "
             "(CARBONPIPE_METRICS_RETENTION_MS, unlimited by default for new topics)."
         )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -455,10 +465,16 @@ def min_partitions(spark: SparkSession, settings: Settings) -> int:
 
 
 def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
-    """How the job reads the log (the benchmark reads it the same way)."""
-    return {
-        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
-        "subscribe": settings.metrics_topic,
+    """How the job reads the log (the benchmark reads it the same way): the shared metrics
+    topic, or with host topics every ``<metrics_topic>.host.<host>`` (a pattern: a new host's
+    topic is picked up without a restart). The result is ``Redacted``: safe to log."""
+    subscribe = (
+        {"subscribePattern": host_topic_pattern(settings)} if settings.kafka_host_topics
+        else {"subscribe": settings.metrics_topic}
+    )  # fmt: skip
+    return Redacted({
+        **spark_options(settings),
+        **subscribe,
         "startingOffsets": "earliest",
         # Offsets lost to retention or to a recreated topic stop the job with an error
         # (``run`` explains it) instead of being skipped without a word.
@@ -467,7 +483,7 @@ def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
         # Bigger fetches: about 30 % more events/s from the broker on a small machine.
         "kafka.max.partition.fetch.bytes": str(16 << 20),
         "kafka.fetch.max.bytes": str(64 << 20),
-    }
+    })
 
 
 def start(

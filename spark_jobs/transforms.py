@@ -94,7 +94,8 @@ def event_time(text: Column) -> Column:
     ).otherwise(F.try_to_timestamp(text))
 
 
-def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None) -> DataFrame:
+def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None,
+          host_prefix: str | None = None) -> DataFrame:
     """Adds ``ts``, ``ts_s`` and ``reason`` (null = valid; first failing rule wins).
 
     The hot path: every rule is a built-in, code-generated expression. A record Spark flagged
@@ -104,6 +105,8 @@ def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None) -> 
     whole-stage code generation for every event).
     ``late_before``: per host, events older than this are ``late`` (beyond the allowed
     lateness behind that host's own newest event: one host cannot make another's data late).
+    ``host_prefix``: with host topics (``<metrics_topic>.host.``), an event whose ``host`` is
+    not the one its topic names is ``host_mismatch`` (ACLs let only that host write there).
     """
     timed = with_event_time(parsed)
     if late_before:
@@ -116,7 +119,7 @@ def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None) -> 
         timed = timed.select("*", F.lit(None).cast("long").alias(LATE_BEFORE))
     # One select per step (not a withColumn each): PySpark analyses the whole plan again for
     # every new DataFrame, and with this many expressions that cost ~1 s per micro-batch.
-    return timed.select("*", F.expr(reason_sql()).alias("reason"))
+    return timed.select("*", F.expr(reason_sql(host_prefix)).alias("reason"))
 
 
 def with_event_time(parsed: DataFrame) -> DataFrame:
@@ -221,7 +224,20 @@ def _column(rule: FieldRule) -> str:
     return "e." + ".".join(f"`{p}`" for p in rule.path)
 
 
-def reason_sql() -> str:
+HOST_MISMATCH = "host_mismatch"
+
+
+def _host_rule(host_prefix: str) -> tuple[str, str]:
+    """``host`` must be what the topic after ``host_prefix`` says (the topic's ACL is the
+    proof of identity; a record itself does not name the principal that wrote it)."""
+    if not host_prefix.replace(".", "").replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"host topic prefix {host_prefix!r}: letters, digits, . _ and - only")
+    claimed = f"substring(src_topic, {len(host_prefix) + 1})"
+    return (f"NOT startswith(src_topic, '{host_prefix}') OR NOT (e.host <=> {claimed})",
+            _quoted(HOST_MISMATCH))
+
+
+def reason_sql(host_prefix: str | None = None) -> str:
     """The rules as one SQL ``CASE`` over ``e``, ``ts`` and ``ts_s``: one call into the JVM
     instead of thousands of Column calls (~1 s per micro-batch), and a flat CASE generates
     simpler code than nested ``when``s. Every label is a fixed string from this module.
@@ -230,7 +246,8 @@ def reason_sql() -> str:
     ``any_required`` (required, lengths, const, enums, finiteness, ranges, nested items); only
     the time rules (``bad_timestamp``, ``absurd_timestamp``, ``future_timestamp`` against the
     broker's append time ``src_ts_s``, ``late`` against the host's progress) are the job's own.
-    Order (first failure wins): corrupt, missing, lengths, time, values in contract order.
+    Order (first failure wins): corrupt, missing, host (``host_prefix``: see ``check``),
+    lengths, time, values in contract order.
     One ``WHEN`` per field, and one per array of objects (skipped by one null test where the
     event has no such array): the generated code must stay small, since the whole CASE is one
     method in whole-stage code generation and a long method is interpreted, not compiled.
@@ -245,6 +262,8 @@ def reason_sql() -> str:
     for names in any_required(contract):
         cond = " AND ".join(f"e.`{n}` IS NULL" for n in names)
         whens.append((cond, _quoted(f"missing_field:{names[0]}")))
+    if host_prefix is not None:
+        whens.append(_host_rule(host_prefix))
     whens += [(c, _quoted(label)) for r in rules for c, label in _length_checks(r, _column(r))]
     whens.append(("ts IS NULL", _quoted("bad_timestamp")))
     whens.append(
@@ -300,9 +319,10 @@ def explain_rejects(rejects: DataFrame) -> DataFrame:
     )
 
 
-def with_reason(parsed: DataFrame, late_before: Mapping[str, float] | None = None) -> DataFrame:
+def with_reason(parsed: DataFrame, late_before: Mapping[str, float] | None = None,
+                host_prefix: str | None = None) -> DataFrame:
     """``check`` with every reason spelled out (what the dead-letter topic carries)."""
-    return explain_rejects(check(parsed, late_before))
+    return explain_rejects(check(parsed, late_before, host_prefix))
 
 
 # Flat event columns (SQL over the parsed struct ``e``): as expression text, one JVM call each.

@@ -74,6 +74,23 @@ class Settings(BaseSettings):
     # otherwise (-1 = unlimited). A finite value must leave the job time to catch up after an
     # outage (at least an hour); `stream --rebuild` refuses once history has been deleted.
     metrics_retention_ms: int = Field(default=-1, ge=-1)
+    # How every Kafka client (collector, feeder, job, CLI, bench) authenticates and encrypts:
+    # mapped once by ``carbonpipe.core.kafka_security`` to kafka-python and Spark options.
+    # PLAINTEXT (the default) is for the loopback stack only.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = Field(default=None, min_length=1)
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # PEM CA bundle; unset: the system's trust store
+    kafka_ssl_certfile: Path | None = None  # PEM client certificate (mutual TLS)
+    kafka_ssl_keyfile: Path | None = None  # PEM private key of that certificate (PKCS#8)
+    kafka_ssl_key_password: SecretStr | None = None
+    # Host identity (README "Security"): each collector writes ``<metrics_topic>.host.<host>``
+    # (ACLs: its principal may write that topic only), the job reads them all by pattern and
+    # dead-letters an event whose ``host`` is not its topic's (``host_mismatch``).
+    kafka_host_topics: bool = False
 
     # --- MongoDB (hot store). Unset -> the embedded FerretDB started by infra/ ------------
     # May hold a password (``mongodb://user:pw@host/?tls=true``): never in ``repr``, shown only
@@ -217,6 +234,14 @@ class Settings(BaseSettings):
             )
         return self
 
+    @_model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        """Credentials that the protocol would ignore are an error, not a silent downgrade."""
+        from carbonpipe.core.kafka_security import check_settings
+
+        check_settings(self)
+        return self
+
     @field_validator("budgets_g", mode="before")
     @classmethod
     def _parse_budgets(cls, v: Any) -> Any:
@@ -277,9 +302,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            if not err["loc"]:  # a check across settings: its message names the keys
-                lines.append(str(err["msg"]).removeprefix("Value error, "))
-                continue
+            if not err["loc"]:  # a rule across settings: the message names the keys (the
+                lines.append(str(err["msg"]).removeprefix("Value error, "))  # input, every
+                continue  # setting with its secrets, is not shown)
             key = "CARBONPIPE_" + "_".join(str(p) for p in err["loc"]).upper()
             secret = any(w in key for w in SECRET_WORDS)
             got = "<redacted>" if secret else redact_uri(repr(err.get("input")))

@@ -111,8 +111,10 @@ def cmd_feed(args: argparse.Namespace) -> int:
         )
         close = None
     else:
+        from carbonpipe.core.kafka_security import python_kwargs
+
         publish, close = feeder.kafka_publisher(
-            settings.kafka_bootstrap_servers, settings.intensity_topic
+            settings.kafka_bootstrap_servers, settings.intensity_topic, python_kwargs(settings)
         )
     try:
         n = feeder.run(build, publish, settings.feeder_interval_s, once=args.once)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -107,11 +107,17 @@ def live_records(
     return to_records(points)
 
 
-def kafka_publisher(bootstrap_servers: str, topic: str) -> tuple[Publisher, Callable[[], None]]:
-    """A publish function over kafka-python (acks=all, JSON values) and its close function."""
+def kafka_publisher(bootstrap_servers: str, topic: str,
+                    security: Mapping[str, Any] | None = None,
+                    ) -> tuple[Publisher, Callable[[], None]]:
+    """A publish function over kafka-python (acks=all, JSON values) and its close function.
+
+    ``security``: kafka-python kwargs from ``carbonpipe.core.kafka_security.python_kwargs``.
+    """
     from kafka import KafkaProducer  # only the feed command needs Kafka
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20)
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20,
+                             **(security or {}))
 
     def publish(records: Sequence[Record]) -> None:
         for key, value in records:

@@ -1,4 +1,5 @@
-"""``carbonpipe up | down | status | clean``: the local services from the command line."""
+"""``carbonpipe up | down | status | clean | kafka-grant``: the local services (and a secured
+cluster's ACLs) from the command line."""
 
 from __future__ import annotations
 
@@ -76,8 +77,27 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kafka_grant(args: argparse.Namespace) -> int:
+    """ACLs of the host-identity model, made with the configured (admin) credentials."""
+    from carbonpipe.services import acls
+
+    settings = get_settings()
+    try:
+        if args.role == "host":
+            topic = acls.grant_collector(settings, args.name, args.principal)
+            print(f"User:{args.principal or args.name} may write {topic} (and nothing else)")
+        else:
+            acls.grant_job(settings, args.name)
+            print(f"User:{args.name} may read the host topics and {settings.intensity_topic}, "
+                  f"and write {settings.dlq_topic}")
+    except (stack.StackError, ValueError) as exc:
+        print(f"carbonpipe kafka-grant: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``up``, ``down``, ``status`` and ``clean`` to the ``carbonpipe`` command."""
+    """Add ``up``, ``down``, ``status``, ``clean`` and ``kafka-grant`` to ``carbonpipe``."""
     services = names_arg(stack.SERVICES, "service")
     up = sub.add_parser("up", help="build if needed and start Kafka + the embedded MongoDB")
     up.add_argument("--services", type=services, default=list(stack.SERVICES),
@@ -99,3 +119,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     cl.add_argument("--all", action="store_true",
                     help="also drop the built jars and FerretDB binary (next start rebuilds)")
     cl.set_defaults(func=_cmd_clean)
+
+    kg = sub.add_parser("kafka-grant", help="create Kafka ACLs for a collector host or the "
+                        "streaming job (CARBONPIPE_KAFKA_* must authenticate as a super user)")
+    kg.add_argument("role", choices=("host", "job"),
+                    help="host: create the host's topic, let its principal write it only; "
+                    "job: let the job's principal read host topics and write dead letters")
+    kg.add_argument("name", help="the host name (role host) or the job's principal (role job)")
+    kg.add_argument("--principal", help="role host: the collector's SASL user (default: the "
+                    "host name)")
+    kg.set_defaults(func=_cmd_kafka_grant)

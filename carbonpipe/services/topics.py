@@ -6,6 +6,7 @@ import contextlib
 import time
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.kafka_security import python_kwargs
 from carbonpipe.services.process import StackError
 
 TopicSpecs = dict[str, tuple[int, dict[str, str]]]
@@ -44,7 +45,7 @@ def create_topics(settings: Settings, specs: TopicSpecs | None = None,
 
     specs = topic_specs(settings) if specs is None else specs
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
-                             client_id="carbonpipe-topics")
+                             client_id="carbonpipe-topics", **python_kwargs(settings))
     created: list[str] = []
     try:
         existing = set(admin.list_topics())

@@ -18,13 +18,21 @@ ENV_FIELDS = (
     "kafka_bootstrap_servers", "metrics_topic", "intensity_topic", "dlq_topic", "mongo_db",
     "cold_store_uri", "checkpoint_uri", "trigger_s", "lateness_s", "window_s", "home",
     "cold_events",
+    # Kafka client security (the secured integration test); secrets are unwrapped below
+    "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+    "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+    "kafka_ssl_key_password", "kafka_host_topics",
 )  # fmt: skip
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    from pydantic import SecretStr
+
     env = dict(os.environ)
     for f in ENV_FIELDS:
         v = getattr(settings, f)
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
         if v is not None:
             env[f"CARBONPIPE_{f.upper()}"] = str(v)
     if settings.mongo_uri:
@@ -70,7 +78,10 @@ class StreamJob:
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    from carbonpipe.core.kafka_security import python_kwargs
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                             **python_kwargs(settings))
     for key, value in records:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         producer.send(topic, key=key.encode() if key else None, value=raw)
@@ -81,9 +92,12 @@ def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, 
 def consume_all(settings: Settings, topic: str, timeout_s: float = 10) -> list[Any]:
     from kafka import KafkaConsumer
 
+    from carbonpipe.core.kafka_security import python_kwargs
+
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **python_kwargs(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=int(timeout_s * 1000),

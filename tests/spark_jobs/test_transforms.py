@@ -193,3 +193,28 @@ def test_every_declared_aggregate_is_computed_from_the_normalised_events(spark: 
     (row,) = T.windows(enriched, 60).collect()
     assert {a.name for a in AGGREGATES} <= set(row.asDict())
     assert row["n_seq"] == 1 and row["seq_sum"] == 3 and row["seq_xor"] == 3
+
+
+def test_with_host_topics_an_event_must_name_its_topics_host(spark: Any) -> None:
+    """A host topic proves who wrote it (ACL); an event claiming another host is rejected."""
+    from spark_jobs import transforms as T
+
+    prefix = "training.metrics.host."
+    cases = [  # (topic, host field, reason)
+        (f"{prefix}gpu-01", "gpu-01", None),
+        (f"{prefix}gpu-01", "gpu-02", "host_mismatch"),
+        (f"{prefix}gpu-01", None, "host_mismatch"),  # no host: it cannot be checked
+        (f"{prefix}gpu-01.lab", "gpu-01", "host_mismatch"),  # a prefix is not the name
+        ("training.metrics", "gpu-01", "host_mismatch"),  # not a host topic at all
+    ]
+    rows = []
+    for i, (topic, host, _) in enumerate(cases):
+        event = {**SEED, **({"host": host} if host else {})}
+        rows.append((topic, 0, i, json.dumps(event).encode()))
+    raw = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
+    got = {r["src_offset"]: r["reason"]
+           for r in T.with_reason(T.parse(raw), host_prefix=prefix).collect()}  # fmt: skip
+    assert got == {i: reason for i, (_, _, reason) in enumerate(cases)}
+    # without host topics (the default) the topic says nothing about the host
+    plain = T.with_reason(T.parse(raw)).where("reason IS NOT NULL").count()
+    assert plain == 0

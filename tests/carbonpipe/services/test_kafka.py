@@ -31,3 +31,24 @@ def test_missing_jars_error_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="carbonpipe up"):
         kafka.start_kafka(s, wait=False)
     assert not s.layout.pid_file("kafka").exists()
+
+
+def test_a_secured_broker_has_sasl_ssl_acls_and_no_plaintext_listener(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    s = load_settings(home=tmp_path, kafka_bootstrap_servers="127.0.0.1:19092")
+    sec = kafka.BrokerSecurity(keystore=tmp_path / "ks.pem", key_password=SecretStr("kp"),
+                               truststore=tmp_path / "ca.pem",
+                               admin_password=SecretStr('ad"min'))  # fmt: skip
+    props = kafka.properties(s, home_layout(s), sec)
+    assert "listeners=SASL_SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in props
+    assert "PLAINTEXT://" not in props.replace("SASL_PLAINTEXT", "")
+    assert "allow.everyone.if.no.acl.found=false" in props
+    assert "super.users=User:admin" in props
+    assert 'password="ad\\"min"' in props  # JAAS-quoted like a client's
+    assert "admin" in repr(sec) and "ad\"min" not in repr(sec) and "kp" not in repr(sec)
+    with pytest.raises(StackError, match="letters, digits"):  # kafka-storage's syntax
+        sec.format_args()
+    ok = kafka.BrokerSecurity(keystore=tmp_path, key_password=SecretStr("kp"), truststore=tmp_path,
+                              admin_password=SecretStr("s3cr3t-x"))  # fmt: skip
+    assert ok.format_args() == ["--add-scram=SCRAM-SHA-512=[name=admin,password=s3cr3t-x]"]
