@@ -58,8 +58,8 @@ test-frameworks: setup
 # writing nothing to bench/results/, when a comparison cannot be measured. BENCH_ARGS passes
 # options through, e.g. make bench-collector BENCH_ARGS="--rounds 5 --window-s 30". After a
 # bench has written its result, the README's table is regenerated from bench/results/.
-.PHONY: bench-deps bench-readme
-bench: bench-pipeline bench-collector bench-schedule
+.PHONY: bench-deps bench-readme bench-readers
+bench: bench-pipeline bench-collector bench-schedule bench-readers
 
 bench-deps: setup
 	@bash bench/install.sh
@@ -75,6 +75,9 @@ bench-collector: bench-deps
 bench-schedule: bench-deps
 	$(PY) bench/bench_schedule.py $(BENCH_ARGS)
 	$(PY) bench/readme_table.py --write
+
+bench-readers: bench-deps
+	$(PY) bench/bench_readers.py $(BENCH_ARGS)
 
 bench-readme:
 	$(PY) bench/readme_table.py --write

@@ -91,9 +91,12 @@ def main() -> int:
     args = ap.parse_args()
     from carbonpipe.core.config import get_settings
     from carbonpipe.query import fetch_runs, fetch_totals
+    from carbonpipe.services import stack
 
     base = get_settings()
     settings = base.model_copy(update={"mongo_db": f"bench_readers_{uuid.uuid4().hex[:8]}"})
+    print("[bench] services (MongoDB default) ...", flush=True)
+    stack.up(settings, services=("mongo",), spark_jars=False)
     print(f"[bench] loading {args.runs} runs into {settings.mongo_db} ...", flush=True)
     load_s = load(settings, args)
     rows: dict[str, list[float]] = {k: [] for k in (

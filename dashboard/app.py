@@ -50,6 +50,11 @@ def model_rows(runs: list[Any]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def team_tags(runs: list[Any]) -> set[str]:
+    """``team=X`` tags of the viewer's runs (collect --tag team=X): their teams."""
+    return {f"team={r['tags']['team']}" for r in runs if (r.get("tags") or {}).get("team")}
+
+
 @st.fragment(run_every=settings.dashboard_refresh_s)
 @guarded("the live section")
 def live() -> None:
@@ -93,6 +98,13 @@ def live() -> None:
         if budgets:
             st.subheader("Budgets")
             st.dataframe(pd.DataFrame(budget_rows(users, budgets)), hide_index=True)
+        if own:  # their teams' totals: the rollups of the team tags on their own runs
+            teams = team_tags(runs)
+            rows = [t for t in fetch_totals(settings, "tag") if t["value"] in teams]
+            if rows:
+                st.subheader("Your teams")
+                st.dataframe(pd.DataFrame(rows)[["value", "runs", "energy_kwh", "co2_g"]]
+                             .rename(columns={"value": "team"}), hide_index=True)  # fmt: skip
     with right:
         st.subheader("Per model")
         st.dataframe(

@@ -391,7 +391,9 @@ class HotStore:
             doc = wv.at(key, batch_id)
             if doc is not None:
                 changed.setdefault(doc["run_id"], {})[key] = {f: doc.get(f) for f in SERIES_FIELDS}
-        self._load_current(SERIES, changed, batch_id)
+        rv = self._versions["runs"]
+        fresh = [r for r in changed if rv.base(r, batch_id)[0] is None]  # no series yet
+        self._load_current(SERIES, changed, batch_id, new=fresh)
         out = []
         for run_id, windows in changed.items():
             base = self._current[SERIES].touch(run_id, batch_id)
@@ -404,16 +406,17 @@ class HotStore:
                         "windows": ordered})  # fmt: skip
         return out
 
-    def _load_current(self, coll: str, ids: Iterable[str], batch_id: int) -> None:
-        """Reads the read-model documents of ``ids`` not cached, by ``_id`` (see rollups)."""
+    def _load_current(
+        self, coll: str, ids: Iterable[str], batch_id: int, new: Iterable[str] = ()
+    ) -> None:
+        """Reads the read-model documents of ``ids`` not cached, one ``_id`` lookup each (an
+        index search on every server; ``$in`` is decoded collection-wide by FerretDB).
+        ``new``: ids known to have no document yet (nothing to read)."""
         cache = self._current[coll]
-        missing = [i for i in ids if i not in cache.docs]
-        if len(missing) > 20:  # one pass over a small collection beats many lookups
-            found = {d["_id"]: d for d in self.db[coll].find({"_id": {"$in": missing}})}
-        else:
-            found = {i: d for i in missing if (d := self.db[coll].find_one({"_id": i}))}
-        for i in missing:
-            cache.docs[i] = found.get(i)
+        known_new = set(new)
+        for i in ids:
+            if i not in cache.docs:
+                cache.docs[i] = None if i in known_new else self.db[coll].find_one({"_id": i})
 
     def _upsert(self, coll: str, docs: list[dict[str, Any]]) -> None:
         from pymongo import ReplaceOne

@@ -102,8 +102,19 @@ def _maven_jars(pom: Path, out: Path, marker: str, what: str, logs: Path) -> Non
 
 
 def _ferretdb(layout: Layout) -> None:
+    """FerretDB 1.24 from the Go module proxy, with ``infra/ferretdb/patches.json`` applied.
+
+    The module is copied out of Go's module cache into ``<home>/bin/ferretdb-src``, each patch
+    (an exact text replacement that must match once, with the reason beside it) is applied,
+    and the binary is built against the copy (``go mod edit -replace`` on a copy of our
+    ``go.mod``): the sources in ``infra/`` stay as they are, and a FerretDB version whose text
+    moved fails the build here, loudly, instead of shipping without the fix.
+    """
+    import json
+
     src = INFRA / "ferretdb"
-    sources = (src / "main.go", src / "go.mod", src / "go.sum")
+    patches_file = src / "patches.json"
+    sources = (src / "main.go", src / "go.mod", src / "go.sum", patches_file)
     binary = ferretdb_binary(layout)
     stamp = binary.with_suffix(".built-from")
     if binary.exists() and _stamp_ok(stamp, *sources):
@@ -114,8 +125,39 @@ def _ferretdb(layout: Layout) -> None:
     env = dict(os.environ)
     env.setdefault("GOFLAGS", "-mod=mod")
     env["CGO_ENABLED"] = "0"  # FerretDB's SQLite is pure Go; no C toolchain needed
+    log = layout.logs / "build-ferretdb.log"
+    work = layout.bin / "ferretdb-src"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "cmd").mkdir(parents=True)
+    for f in sources[:3]:
+        shutil.copy2(f, work / "cmd" / f.name)
+    patches = json.loads(patches_file.read_text())
+    for module in sorted({p["module"] for p in patches}):
+        version = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(\S+)",
+                            (src / "go.mod").read_text(), re.M)  # fmt: skip
+        if version is None:
+            raise StackError(f"ferretdb: {module} is not required by {src / 'go.mod'}")
+        ref = f"{module}@{version.group(1)}"
+        found = subprocess.run([go, "mod", "download", "-json", ref], cwd=work / "cmd",
+                               env=env, capture_output=True, text=True)  # fmt: skip
+        if found.returncode != 0:
+            raise StackError(f"ferretdb: go mod download {module} failed: {found.stderr[-500:]}")
+        copy = work / module.rsplit("/", 1)[-1]
+        shutil.copytree(json.loads(found.stdout)["Dir"], copy)
+        for dirpath, _dirs, files in os.walk(copy):  # the module cache is read-only
+            for name in [".", *files]:
+                os.chmod(os.path.join(dirpath, name), 0o755 if name == "." else 0o644)
+        for p in (p for p in patches if p["module"] == module):
+            target = copy / p["file"]
+            text = target.read_text()
+            if text.count(p["old"]) != 1:
+                raise StackError(f"ferretdb: patch for {p['file']} no longer applies to "
+                                 f"{module} {version.group(1)}: see {patches_file}")  # fmt: skip
+            target.write_text(text.replace(p["old"], p["new"]))
+        _run_build([go, "mod", "edit", f"-replace={module}={copy}"], work / "cmd", log,
+                   "ferretdb: use the patched module", env)  # fmt: skip
     cmd = [go, "build", "-trimpath", "-o", str(binary), "."]
-    _run_build(cmd, src, layout.logs / "build-ferretdb.log", "ferretdb", env)
+    _run_build(cmd, work / "cmd", log, "ferretdb", env)
     _write_stamp(stamp, *sources)
 
 
