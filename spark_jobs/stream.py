@@ -63,15 +63,18 @@ from spark_jobs.storage import (
 
 log = logging.getLogger("carbonpipe.stream")
 
-PARQUET_COLUMNS = (
+# The per-event archive: the normalised columns, every field the job carries as it is
+# (``transforms.PLAIN``: what the aggregates read) included, so an aggregate over a new field is
+# archived too and windows can be computed back from the archive.
+PARQUET_COLUMNS = tuple(dict.fromkeys((
     "ts", "run_id", "user_id", "model_name", "host", "zone", "interval_s", "seq", "event_type",
     "cpu_energy_j", "cpu_method", "gpu_energy_j", "gpu_method", "ram_energy_j", "ram_method",
     "energy_j", "energy_kwh", "intensity_g_per_kwh", "intensity_provider", "intensity_kind",
     "co2_g", "cpu_utilization_pct", "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb",
     "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
-    "predicted_energy_kwh", "predicted_co2_g", "predicted_epochs", "predicted_kwh_per_epoch",
-)  # fmt: skip
+    *T.PLAIN,
+)))  # fmt: skip
 
 
 def _range_extras(
