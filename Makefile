@@ -58,8 +58,8 @@ test-frameworks: setup
 # writing nothing to bench/results/, when a comparison cannot be measured. BENCH_ARGS passes
 # options through, e.g. make bench-collector BENCH_ARGS="--rounds 5 --window-s 30". After a
 # bench has written its result, the README's table is regenerated from bench/results/.
-.PHONY: bench-deps bench-readme bench-readers
-bench: bench-pipeline bench-collector bench-schedule bench-readers
+.PHONY: bench-deps bench-readme bench-readers bench-latency
+bench: bench-pipeline bench-collector bench-schedule bench-readers bench-latency
 
 bench-deps: setup
 	@bash bench/install.sh
@@ -78,6 +78,9 @@ bench-schedule: bench-deps
 
 bench-readers: bench-deps
 	$(PY) bench/bench_readers.py $(BENCH_ARGS)
+
+bench-latency: bench-deps
+	$(PY) bench/bench_latency.py $(BENCH_ARGS)
 
 bench-readme:
 	$(PY) bench/readme_table.py --write

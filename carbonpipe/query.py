@@ -13,7 +13,7 @@ from typing import Any
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import UserError
 from carbonpipe.core.timeutil import parse_iso
-from carbonpipe.core.versions import DAYS, RUNS, SERIES, TOTALS, run_fields
+from carbonpipe.core.versions import DAYS, RUN_INDEX, RUNS, SERIES, TOTALS, run_fields
 
 __all__ = ["RunFilter", "fetch_days", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
 
@@ -79,18 +79,30 @@ def fetch_runs(
     limit: int | None = None,
     sort: str = "start",
 ) -> list[dict[str, Any]]:
-    """Runs, newest start first (or by ``sort``, largest first), from the day buckets: newest
-    day first, stopping once ``limit`` runs sorted by start are found, so the cost follows
-    the page, not the history (``spark_jobs.rollups``)."""
+    """Runs, newest start first (or by ``sort``, largest first): the hourly run index is read
+    newest hour first and each listed run by ``_id``, stopping once ``limit`` runs sorted by
+    start are found, so the cost follows the page, not the history (``spark_jobs.rollups``).
+    Another sort reads every run of ``where``'s days."""
     if sort not in SORTS:
         raise UserError(f"--sort {sort!r}: choose one of {', '.join(SORTS)}")
     where = where or RunFilter(user=user)
     db = _db(settings)
+    fields = run_fields()
     out: list[dict[str, Any]] = []
+    enough = False
     for day in reversed(where.days(_days(db))):
-        bucket = db[DAYS].find_one({"_id": day}, {"runs": 1}) or {}
-        out.extend(r for r in bucket.get("runs") or [] if where.matches(r))
-        if sort == "start" and limit is not None and len(out) >= limit:
+        for hour in range(23, -1, -1):
+            bucket = db[RUN_INDEX].find_one({"_id": f"{day}T{hour:02d}"}) or {}
+            for entry in bucket.get("runs") or []:
+                if not where.matches(entry):
+                    continue
+                doc = db[RUNS].find_one({"_id": entry["run_id"]})
+                if doc is not None and where.matches(doc):
+                    out.append({k: doc.get(k) for k in fields})
+            enough = sort == "start" and limit is not None and len(out) >= limit
+            if enough:
+                break
+        if enough:
             break
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     if sort == "start":
@@ -140,7 +152,7 @@ def fetch_days(
     days = RunFilter(since=since, until=until).days(_days(db))
     out = []
     for day in days:
-        doc = db[DAYS].find_one({"_id": day}, {"runs": 0})
+        doc = db[DAYS].find_one({"_id": day})
         if doc:
             out.append(doc)
     return out

@@ -26,12 +26,12 @@ from typing import Any
 from carbonpipe.core.mongo import client_options, mongo_client  # noqa: F401 (re-exported)
 from carbonpipe.core.versions import (
     DAYS,
+    RUN_INDEX,
     RUN_VERSIONS,
     RUNS,
     SERIES,
     SERIES_FIELDS,
     TOTALS,
-    run_fields,
 )
 from spark_jobs import rollups
 from spark_jobs.intensity_correction import Correction, LateIntensity, per_run, plan
@@ -164,7 +164,7 @@ class HotStore:
         # 16,800 window documents in 4.6 s over one connection, 3.0 s over two).
         self.write_threads = max(1, write_threads)
         self._versions = {c: Versions() for c in VERSIONED}
-        self._current = {c: Current() for c in (RUNS, DAYS, TOTALS, SERIES)}
+        self._current = {c: Current() for c in (RUNS, DAYS, TOTALS, SERIES, RUN_INDEX)}
         self._batches = 0
         # Windows starting after this may not be in MongoDB unless this process wrote them
         # (and then they are cached until evicted): a new live window costs no query.
@@ -190,7 +190,9 @@ class HotStore:
         newest_window = self.db["windows"].find_one({}, sort=[("window_start_s", -1)])
         self._stored_windows_until_s = newest_window["window_start_s"] if newest_window else -1
 
-    def _ensure(self, coll: str, keys: Iterable[str], maybe_stored: Any = None) -> int:
+    def _ensure(
+        self, coll: str, keys: Iterable[str], maybe_stored: Any = None, batch_id: int | None = None
+    ) -> int:
         """Loads the versions of ``keys`` not in the cache (those ``maybe_stored`` says MongoDB
         may hold; the others are new). Returns how many keys were read from MongoDB."""
         versions = self._versions[coll]
@@ -198,10 +200,33 @@ class HotStore:
         ask = [k for k in missing if maybe_stored is None or maybe_stored(k)]
         new = [k for k in missing if maybe_stored is not None and not maybe_stored(k)]
         versions.loaded(new, [])
+        if coll == "runs" and batch_id is not None:
+            versions.loaded(ask, self._run_versions_by_id(ask, batch_id))
+            return len(ask)
         for i in range(0, len(ask), 5000):
             chunk = ask[i : i + 5000]
             versions.loaded(chunk, self.db[VERSIONED[coll]].find({"key": {"$in": chunk}}))
         return len(ask)
+
+    def _run_versions_by_id(self, runs: list[str], batch_id: int) -> list[dict[str, Any]]:
+        """The stored versions of ``runs``, by ``_id`` (an index search; a ``key`` filter is a
+        scan of every version on FerretDB). The current ``runs`` document names the newest
+        version and the one before it (``batch_id``, ``prev_batch_id``: the two kept); a
+        version of ``batch_id`` itself may exist without it (a crash inside the batch's MongoDB
+        write, before the read models: only the batch being replayed can be half written)."""
+        out = []
+        coll = self.db[RUN_VERSIONS]
+        for run in runs:
+            cur = self.db[RUNS].find_one({"_id": run}, {"batch_id": 1, "prev_batch_id": 1})
+            if cur is not None and "prev_batch_id" not in cur:  # written before this field
+                out.extend(coll.find({"key": run}))
+                continue
+            ids = {f"{run}|b{batch_id}"}
+            for b in (cur or {}).get("batch_id"), (cur or {}).get("prev_batch_id"):
+                if b is not None:
+                    ids.add(f"{run}|b{b}")
+            out.extend(d for i in sorted(ids) if (d := coll.find_one({"_id": i})) is not None)
+        return out
 
     def _insert(self, coll: str, docs: list[dict[str, Any]]) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -248,7 +273,7 @@ class HotStore:
         if self._stored_windows_until_s is None:
             self._prepare()
         pairs = list(pairs)
-        self._ensure("runs", {run for _, run in pairs})
+        self._ensure("runs", {run for _, run in pairs}, batch_id=batch_id)
         out = {}
         for host, run in pairs:
             base, _ = self._versions["runs"].base(run, batch_id)
@@ -283,7 +308,7 @@ class HotStore:
             runs.setdefault(run_id, {"run_id": run_id}).update(extra)
         for run_id, ids in run_ids.items():
             runs.setdefault(run_id, dict(ids))
-        self.loaded_last_batch += self._ensure("runs", runs)
+        self.loaded_last_batch += self._ensure("runs", runs, batch_id=batch_id)
         self._ensure("stats", ["pipeline"])
         by_run = per_run(corrections.values())
 
@@ -345,26 +370,32 @@ class HotStore:
                     if d.get("first_ts_s") is not None
                     and (before[r] or {}).get("first_ts_s") is None}  # fmt: skip
         day_deltas = rollups.deltas(rows, new_runs)
-        fields = run_fields()
-        summaries: dict[str, dict[str, Any]] = {}
+        entries: dict[str, dict[str, Any]] = {}  # hour -> run -> index entry (None: moved)
         for run_id, doc in now.items():
             if doc.get("first_ts_s") is None:
                 continue
-            day = rollups.day_of(doc["first_ts_s"])
-            summaries.setdefault(day, {})[run_id] = {k: doc.get(k) for k in fields}
-            old = before[run_id]
-            if old is not None and old.get("first_ts_s") is not None:
-                old_day = rollups.day_of(old["first_ts_s"])
-                if old_day != day:
-                    summaries.setdefault(old_day, {})[run_id] = None
-        self._load_current(DAYS, {*day_deltas, *summaries}, batch_id)
+            hour = rollups.hour_of(doc["first_ts_s"])
+            old = before[run_id] or {}
+            old_hour = rollups.hour_of(old["first_ts_s"]) if old.get("first_ts_s") else None
+            if old_hour == hour:
+                continue  # indexed already
+            entries.setdefault(hour, {})[run_id] = doc
+            if old_hour is not None:
+                entries.setdefault(old_hour, {})[run_id] = None
+        self._load_current(DAYS, day_deltas, batch_id)
         days = []
-        for day in sorted({*day_deltas, *summaries}):
+        for day in sorted(day_deltas):
             base = self._current[DAYS].touch(day, batch_id)
             if base is not None and base["batch_id"] >= batch_id:
                 continue
-            days.append(rollups.merge_day(base, day, day_deltas.get(day, {}),
-                                          summaries.get(day, {}), batch_id))  # fmt: skip
+            days.append(rollups.merge_day(base, day, day_deltas[day], batch_id))
+        self._load_current(RUN_INDEX, entries, batch_id)
+        index = []
+        for hour in sorted(entries):
+            base = self._current[RUN_INDEX].touch(hour, batch_id)
+            if base is not None and base["batch_id"] >= batch_id:
+                continue
+            index.append(rollups.merge_index(base, hour, entries[hour], batch_id))
         by_key = rollups.per_key(day_deltas)
         self._load_current(TOTALS, {f"{d}|{v}" for d, v in by_key}, batch_id)
         totals = []
@@ -375,7 +406,8 @@ class HotStore:
             totals.append(rollups.merge_total(base, key, per_day, batch_id))
         current = [{**{k: v for k, v in d.items() if k != "_id"}, "_id": r} for r, d in now.items()]
         series = self._series(batch_id, window_keys)
-        for coll, docs in ((RUNS, current), (DAYS, days), (TOTALS, totals), (SERIES, series)):
+        for coll, docs in ((RUNS, current), (DAYS, days), (TOTALS, totals), (SERIES, series),
+                           (RUN_INDEX, index)):
             self._upsert(coll, docs)
             for d in docs:
                 self._current[coll].docs[d["_id"]] = d

@@ -168,6 +168,7 @@ def merge_run(
     host (``seq_ranges``, what ``spark_jobs.dedupe`` checks the next batches against), the
     duplicates dropped and the dead letters of the run, per reason."""
     doc = {k: v for k, v in (base or {}).items() if k != "_id"}
+    doc["prev_batch_id"] = base["batch_id"] if base is not None else None  # see hot_store
     doc.setdefault("key", part["run_id"])
     doc["run_id"] = part["run_id"]
     for k in ("user_id", "model_name"):  # a batch of dead letters only may not know them

@@ -4,15 +4,17 @@ Readers (``carbonpipe runs/users``, the dashboard, reports) never fold versions 
 windows. They read three collections the job keeps current in the same micro-batch:
 - ``runs``: one document per run (``_id`` = run id), the newest version of the run;
 - ``days``: one document per UTC day (``_id`` = ``YYYY-MM-DD``, MongoDB's *bucket pattern*):
-  the day's sums per dimension value (``by``: user, model, zone, host, tag ``k=v``; ``all``),
-  and a summary of every run that started that day (``runs``), the listing readers page
-  through newest day first;
+  the day's sums per dimension value (``by``: user, model, zone, host, tag ``k=v``; ``all``);
+- ``run_index``: one document per UTC hour (``_id`` = ``YYYY-MM-DDTHH``): who ran what for
+  every run that started in that hour, the listing readers page through newest first (then
+  they read the runs they list by ``_id``);
 - ``totals``: one document per dimension value (``_id`` = ``user|alice``), all time, plus
   ``all|all`` with the list of days that have runs.
 Why buckets keyed by ``_id``: an ``_id`` equality is the one query the embedded FerretDB
 (SQLite) answers without decoding the whole collection (measured: 10,000 run documents, any
 filter or sort: 0.65-1.7 s; one ``_id``: a few ms), and it is the cheapest query on MongoDB
-too. A day of a large fleet (a few hundred runs) stays far below the 16 MB document limit.
+too. A bucket's size follows the distinct values of a day (or the runs started in an hour),
+never the history, and an index entry is written once per run.
 
 Idempotent like the versions: a bucket or total records the ``batch_id`` that last changed it;
 a replayed batch finds its own id there and adds nothing. What rolls up is every summed
@@ -85,14 +87,9 @@ def deltas(
 
 
 def merge_day(
-    base: Mapping[str, Any] | None,
-    day: str,
-    delta: Mapping[DimKey, Sums],
-    summaries: Mapping[str, Mapping[str, Any] | None],
-    batch_id: int,
+    base: Mapping[str, Any] | None, day: str, delta: Mapping[DimKey, Sums], batch_id: int
 ) -> dict[str, Any]:
-    """The day's bucket after ``batch_id``: sums plus ``delta``; run summaries replaced
-    (``None`` removes a run whose start moved to another day)."""
+    """The day's bucket after ``batch_id``: its sums plus ``delta``."""
     by: dict[DimKey, Sums] = {
         (e["dim"], e["value"]): {k: v for k, v in e.items() if k not in ("dim", "value")}
         for e in (base or {}).get("by") or []
@@ -102,21 +99,45 @@ def merge_day(
     for key, sums in delta.items():
         cur = by.setdefault(key, {})
         _add(cur, sums, sums)
-    runs = {r["run_id"]: dict(r) for r in (base or {}).get("runs") or []}
-    for run_id, summary in summaries.items():
-        if summary is None:
-            runs.pop(run_id, None)
-        else:
-            runs[run_id] = dict(summary)
-    epoch = datetime.min.replace(tzinfo=timezone.utc)
     return {
         "_id": day,
         "day": day,
         "batch_id": batch_id,
         "total": dict(by.get(ALL, {})),
         "by": [{"dim": d, "value": v, **s} for (d, v), s in sorted(by.items()) if (d, v) != ALL],
-        "runs": sorted(runs.values(), key=lambda r: r.get("start") or epoch, reverse=True),
         "updated_at": datetime.now(timezone.utc),
+    }
+
+
+INDEX_FIELDS = ("run_id", "user_id", "model_name", "tags", "start")
+
+
+def hour_of(ts_s: float) -> str:
+    return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y-%m-%dT%H")
+
+
+def merge_index(
+    base: Mapping[str, Any] | None,
+    hour: str,
+    entries: Mapping[str, Mapping[str, Any] | None],
+    batch_id: int,
+) -> dict[str, Any]:
+    """The hour's run index after ``batch_id``: who ran what (``INDEX_FIELDS``) for each run
+    that started in that hour, newest first. Written when a run first counts an event (or its
+    start moves to another hour: ``None`` removes it), not on every batch a run is active, so a
+    busy hour costs one small write per new run; the totals live in ``runs``."""
+    runs = {r["run_id"]: dict(r) for r in (base or {}).get("runs") or []}
+    for run_id, entry in entries.items():
+        if entry is None:
+            runs.pop(run_id, None)
+        else:
+            runs[run_id] = {k: entry.get(k) for k in INDEX_FIELDS}
+    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    return {
+        "_id": hour,
+        "hour": hour,
+        "batch_id": batch_id,
+        "runs": sorted(runs.values(), key=lambda r: r.get("start") or epoch, reverse=True),
     }
 
 

@@ -36,7 +36,7 @@ from carbonpipe.core.kafka_security import (
     host_topic_prefix,
     spark_options,
 )
-from carbonpipe.core.versions import DAYS, RUN_VERSIONS, RUNS, TOTALS
+from carbonpipe.core.versions import DAYS, RUN_INDEX, RUN_VERSIONS, RUNS, SERIES, TOTALS
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore
@@ -450,7 +450,8 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     begin_rebuild(store.db, stamp)
     delete_uri(spark, checkpoint_path(settings))
-    for coll in ("windows", RUN_VERSIONS, RUNS, DAYS, TOTALS, "stats", "job_state", "intensity"):
+    read_models = (RUNS, DAYS, TOTALS, SERIES, RUN_INDEX)
+    for coll in ("windows", RUN_VERSIONS, *read_models, "stats", "job_state", "intensity"):
         store.db[coll].drop()
     fault(settings, "in_rebuild")  # half-way: hot store empty, cold store still old
     aside = superseded_path(settings, stamp)

@@ -2,7 +2,8 @@
 
 The job writes (``spark_jobs.hot_store``); the CLI, the dashboard and the tests read through
 this. Readers use the read models only: ``runs`` (one current document per run), ``days``
-(one bucket per UTC day: sums per dimension value and the runs that started that day) and
+(one bucket per UTC day: sums per dimension value), ``run_index`` (one per UTC hour: the runs
+that started in it, for listing) and
 ``totals`` (one document per dimension value, all time); see ``spark_jobs.rollups``; and
 ``series``, one document per run with its windows (the run's page). Behind them the job keeps
 versioned documents (``windows``, ``run_versions``, ``stats``: one version per key and
@@ -16,9 +17,11 @@ from typing import Any
 
 from carbonpipe.core.aggregates import shown_names
 
-__all__ = ["DAYS", "RUNS", "RUN_VERSIONS", "SERIES", "TOTALS", "newest", "run_fields"]
+__all__ = ["DAYS", "RUNS", "RUN_INDEX", "RUN_VERSIONS", "SERIES", "TOTALS", "newest",
+           "run_fields"]  # fmt: skip
 
-RUNS, DAYS, TOTALS, SERIES, RUN_VERSIONS = "runs", "days", "totals", "series", "run_versions"
+RUNS, DAYS, TOTALS, SERIES = "runs", "days", "totals", "series"
+RUN_INDEX, RUN_VERSIONS = "run_index", "run_versions"
 # What a run's ``series`` document keeps of each of its windows (its page's charts).
 SERIES_FIELDS = ("window_start", "window_start_s", "window_s", "host", "zone", "energy_kwh",
                  "cpu_kwh", "gpu_kwh", "ram_kwh", "co2_g", "mean_power_w",
