@@ -64,7 +64,8 @@ def load(settings: Any, args: argparse.Namespace) -> float:
 
 
 def cli_s(settings: Any, *argv: str) -> tuple[float, int]:
-    env = {"CARBONPIPE_MONGO_DB": settings.mongo_db, "PATH": "/usr/bin:/bin"}
+    env = {"CARBONPIPE_MONGO_DB": settings.mongo_db, "CARBONPIPE_MONGO_URI": settings.mongo_uri,
+           "PATH": "/usr/bin:/bin"}
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "carbonpipe.cli", *argv], capture_output=True,
                          text=True, check=True, cwd=ROOT, env=env)  # fmt: skip
@@ -88,6 +89,8 @@ def main() -> int:
     ap.add_argument("--per-batch", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "readers.json")
+    ap.add_argument("--store", default="", help="what the MongoDB is, for the result file")
     args = ap.parse_args()
     from carbonpipe.core.config import get_settings
     from carbonpipe.query import fetch_runs, fetch_totals
@@ -121,14 +124,15 @@ def main() -> int:
     summary = {k: {"median": round(statistics.median(v), 3), "min": round(min(v), 3),
                    "max": round(max(v), 3)} for k, v in rows.items()}  # fmt: skip
     result = {
-        "scenario": vars(args),
-        "store": "embedded FerretDB (SQLite)" if "27018" in base.mongo_uri else "MONGO_URI",
+        "scenario": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "store": args.store or (f"embedded FerretDB ({base.mongo_backend})"
+                                if base.uses_embedded_mongo else "MONGO_URI"),
         "load_s": round(load_s, 1),
         "results": summary,
         "targets": {"cli_runs_limit50_s": 0.5, "cli_users_s": 0.5},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out = ROOT / "bench" / "results" / "readers.json"
+    out = args.out
     out.write_text(json.dumps(result, indent=1) + "\n")
     for k, v in summary.items():
         print(f"{k:28s} median {v['median']:.3f} s  (range {v['min']:.3f}-{v['max']:.3f})")

@@ -44,6 +44,7 @@ BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "in_mongo",
                       "after_state")  # fmt: skip
 # ... and half-way through ``stream --rebuild`` (hot store dropped, cold store not yet moved).
 FAULT_POINTS = (*BATCH_FAULT_POINTS, "in_rebuild")
+MONGO_BACKENDS = ("sqlite", "postgresql")  # what the embedded FerretDB stores into
 SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
 
 __all__ = ["REPO_ROOT", "ConfigError", "Settings", "get_settings", "load_settings"]
@@ -102,6 +103,12 @@ class Settings(BaseSettings):
     )
     mongo_db: str = Field(default="carbonpipe", min_length=1)
     ferretdb_port: Port = 27018
+    # What the embedded FerretDB stores into: SQLite files in <home>/ferretdb (the default,
+    # nothing else to run), or a PostgreSQL server carbonpipe initialises in <home>/postgres
+    # and runs on 127.0.0.1:``postgres_port`` (needs Debian's postgresql package; see
+    # bench/results/mongo_backends.json for the two side by side).
+    mongo_backend: str = "sqlite"
+    postgres_port: Port = 27019
 
     # --- Spark (streaming job) ----------------------------------------------------------
     spark_master: str = "local[2]"
@@ -211,6 +218,14 @@ class Settings(BaseSettings):
                 "CARBONPIPE_METRICS_RETENTION_MS is -1 (keep the log for ever, the default) or "
                 "at least 3600000 (1 h): a shorter log loses events whenever the job is down"
             )
+        return v
+
+    @field_validator("mongo_backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        if v not in MONGO_BACKENDS:
+            raise ValueError(f"unknown backend {v!r}; CARBONPIPE_MONGO_BACKEND is one of "
+                             f"{', '.join(MONGO_BACKENDS)}")
         return v
 
     @field_validator("fault_exit_at")

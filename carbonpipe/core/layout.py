@@ -41,6 +41,11 @@ class Layout:
         return self.home / "ferretdb"
 
     @property
+    def postgres(self) -> Path:
+        """PostgreSQL's data directory, when FerretDB stores into PostgreSQL."""
+        return self.home / "postgres"
+
+    @property
     def cold(self) -> Path:
         return self.home / "cold"
 
@@ -60,8 +65,8 @@ class Layout:
     @property
     def data_dirs(self) -> tuple[Path, ...]:
         """Everything ``carbonpipe clean`` drops: results and logs, not the built jars/binaries."""
-        return (self.kafka, self.ferretdb, self.checkpoints, self.cold, self.spool, self.logs,
-                self.run, self.schedules)  # fmt: skip
+        return (self.kafka, self.ferretdb, self.postgres, self.checkpoints, self.cold,
+                self.spool, self.logs, self.run, self.schedules)  # fmt: skip
 
     def pid_file(self, name: str) -> Path:
         return self.run / f"{name}.pid"

@@ -20,8 +20,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     except stack.StackError as exc:
         print(f"carbonpipe up: {exc}", file=sys.stderr)
         return 1
+    shown = {*args.services, *(["postgres"] if "mongo" in args.services else [])}
     for st in stack.status(settings).values():
-        if st.name in args.services:
+        if st.name in shown:
             print(st.line())
     return 0
 

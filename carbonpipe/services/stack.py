@@ -17,6 +17,8 @@ from carbonpipe.services.kafka import KAFKA, start_kafka, stop_kafka
 from carbonpipe.services.kafka import healthy as kafka_healthy
 from carbonpipe.services.mongo import MONGO, start_mongo, stop_mongo
 from carbonpipe.services.mongo import healthy as mongo_healthy
+from carbonpipe.services.postgres import POSTGRES
+from carbonpipe.services.postgres import wanted as postgres_wanted
 from carbonpipe.services.process import StackError
 from carbonpipe.services.service import Service, home_layout, say
 from carbonpipe.services.topics import create_topics, topic_specs
@@ -30,6 +32,9 @@ __all__ = [
 
 _BY_NAME: dict[str, Service] = {s.name: s for s in (KAFKA, MONGO)}
 SERVICES = tuple(_BY_NAME)  # start order; stopped in reverse
+# PostgreSQL is part of "mongo" when CARBONPIPE_MONGO_BACKEND=postgresql: started before
+# FerretDB, stopped after it, shown by status; not a name of its own on the command line.
+_BY_NAME[POSTGRES.name] = POSTGRES
 
 
 def healthy(settings: Settings, service: str) -> bool:
@@ -45,12 +50,18 @@ def wait_ready(settings: Settings, services: Iterable[str] = SERVICES,
                timeout_s: float = 90.0) -> None:
     """Block until each service answers; fail fast if its process dies, naming the log."""
     for service in services:
+        if service == "mongo" and postgres_wanted(settings):
+            POSTGRES.wait_ready(settings, timeout_s)
         _BY_NAME[service].wait_ready(settings, timeout_s)
 
 
 def stop_service(settings: Settings, service: str, timeout_s: float = 30.0) -> bool:
-    """SIGTERM the process group we started, SIGKILL after ``timeout_s``; True if one ran."""
-    return _BY_NAME[service].stop(settings, timeout_s)
+    """SIGTERM the process group we started, SIGKILL after ``timeout_s``; True if one ran.
+    "mongo" also stops the PostgreSQL under FerretDB, if we run one."""
+    stopped = _BY_NAME[service].stop(settings, timeout_s)
+    if service == "mongo":
+        POSTGRES.stop(settings, timeout_s)
+    return stopped
 
 
 def stop_all(settings: Settings, services: Iterable[str] = SERVICES) -> list[str]:
@@ -86,7 +97,7 @@ class ServiceStatus:
         state = "up" if self.healthy else ("starting/unhealthy" if self.pid else "down")
         who = f"pid {self.pid}" if self.pid else ("external" if self.healthy else "-")
         log = f"  log {self.log}" if self.log else ""
-        return f"{self.name:6} {state:18} {self.address:32} {who}{log}"
+        return f"{self.name:8} {state:18} {self.address:32} {who}{log}"
 
 
 def status(settings: Settings) -> dict[str, ServiceStatus]:
@@ -94,9 +105,11 @@ def status(settings: Settings) -> dict[str, ServiceStatus]:
     lay = home_layout(settings)
     out = {s.name: ServiceStatus(s.name, s.address(settings), s.running_pid(settings),
                                  s.healthy(settings), s.log(lay))
-           for s in _BY_NAME.values() if s is not MONGO or settings.uses_embedded_mongo}
+           for s in _BY_NAME.values() if s is not MONGO or settings.uses_embedded_mongo
+           if s is not POSTGRES or postgres_wanted(settings) or s.running_pid(settings)}
     if "mongo" in out:
-        out["mongo"] = replace(out["mongo"], address=f"ferretdb {out['mongo'].address}")
+        out["mongo"] = replace(out["mongo"], address=f"ferretdb/{settings.mongo_backend} "
+                                                     f"{out['mongo'].address}")
     else:  # someone else's MongoDB (MONGO_URI): no pid, no log of ours
         out["mongo"] = ServiceStatus("mongo", redact_uri(settings.mongo_uri), None,
                                      mongo_healthy(settings), None)
