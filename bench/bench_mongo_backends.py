@@ -90,10 +90,10 @@ def timed(fn: Callable[[], Any]) -> float:
 
 class Target:
     def __init__(self, backend: str, settings: Any, n_docs: int) -> None:
-        from pymongo import MongoClient
+        from carbonpipe.core.mongo import mongo_client
 
         self.backend, self.settings, self.n = backend, settings, n_docs
-        self.client: MongoClient = MongoClient(settings.mongo_uri, socketTimeoutMS=120_000)
+        self.client: Any = mongo_client(settings.mongo_uri, timeout_s=120)
         self.db_name = f"bench_backends_{uuid.uuid4().hex[:8]}"
         self.coll = self.client[self.db_name]["runs"]
         self.version = 0
@@ -131,15 +131,16 @@ class Target:
     def bulk(self, rng: random.Random, size: int, timeout_s: float | None = None) -> float | None:
         """Seconds for one bulk of ``size`` replacements of existing documents; None: no
         answer within ``timeout_s`` (a client of its own, so the hang is bounded)."""
-        from pymongo import MongoClient, ReplaceOne
+        from pymongo import ReplaceOne
         from pymongo.errors import PyMongoError
+
+        from carbonpipe.core.mongo import mongo_client
 
         self.version += 1
         ops = [ReplaceOne({"_id": f"run-{i}"}, run_doc(i, self.version), upsert=True)
                for i in self.ids(rng, size)]  # fmt: skip
-        client: MongoClient = (MongoClient(self.settings.mongo_uri,
-                                           socketTimeoutMS=int(timeout_s * 1000))
-                               if timeout_s else self.client)  # fmt: skip
+        client: Any = (mongo_client(self.settings.mongo_uri, timeout_s=timeout_s)
+                       if timeout_s else self.client)  # fmt: skip
         try:
             t = time.perf_counter()
             res = client[self.db_name]["runs"].bulk_write(ops, ordered=False)

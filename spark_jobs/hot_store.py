@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -154,9 +154,7 @@ class HotStore:
     CHUNK = 2000  # documents per insert_many
     UPSERT_CHUNK = 25  # replacements per bulk_write (see ``_upsert``)
 
-    def __init__(
-        self, uri: str, db: str, write_threads: int = 2, timeout_s: float = 30.0
-    ) -> None:
+    def __init__(self, uri: str, db: str, write_threads: int = 2, timeout_s: float = 30.0) -> None:
         self._client: Any = mongo_client(uri, timeout_s)
         self.db = self._client[db]
         # Chunks go to the server over this many connections at once: the embedded FerretDB
@@ -382,37 +380,43 @@ class HotStore:
             entries.setdefault(hour, {})[run_id] = doc
             if old_hour is not None:
                 entries.setdefault(old_hour, {})[run_id] = None
-        self._load_current(DAYS, day_deltas, batch_id)
-        days = []
-        for day in sorted(day_deltas):
-            base = self._current[DAYS].touch(day, batch_id)
-            if base is not None and base["batch_id"] >= batch_id:
-                continue
-            days.append(rollups.merge_day(base, day, day_deltas[day], batch_id))
-        self._load_current(RUN_INDEX, entries, batch_id)
-        index = []
-        for hour in sorted(entries):
-            base = self._current[RUN_INDEX].touch(hour, batch_id)
-            if base is not None and base["batch_id"] >= batch_id:
-                continue
-            index.append(rollups.merge_index(base, hour, entries[hour], batch_id))
-        by_key = rollups.per_key(day_deltas)
-        self._load_current(TOTALS, {f"{d}|{v}" for d, v in by_key}, batch_id)
-        totals = []
-        for key, per_day in by_key.items():
-            base = self._current[TOTALS].touch(f"{key[0]}|{key[1]}", batch_id)
-            if base is not None and base["batch_id"] >= batch_id:
-                continue
-            totals.append(rollups.merge_total(base, key, per_day, batch_id))
+        days = self._advance(DAYS, day_deltas, batch_id, rollups.merge_day)
+        index = self._advance(RUN_INDEX, entries, batch_id, rollups.merge_index)
+        by_key = {rollups.total_id(k): days for k, days in rollups.per_key(day_deltas).items()}
+        totals = self._advance(TOTALS, by_key, batch_id, rollups.merge_total)
         current = [{**{k: v for k, v in d.items() if k != "_id"}, "_id": r} for r, d in now.items()]
         series = self._series(batch_id, window_keys)
-        for coll, docs in ((RUNS, current), (DAYS, days), (TOTALS, totals), (SERIES, series),
-                           (RUN_INDEX, index)):
+        for coll, docs in (
+            (RUNS, current),
+            (DAYS, days),
+            (TOTALS, totals),
+            (SERIES, series),
+            (RUN_INDEX, index),
+        ):
             self._upsert(coll, docs)
             for d in docs:
                 self._current[coll].docs[d["_id"]] = d
                 self._current[coll].touch(d["_id"], batch_id)
             self._current[coll].evict_idle(batch_id)
+
+    def _advance(
+        self,
+        coll: str,
+        changes: Mapping[str, Any],
+        batch_id: int,
+        merge: Callable[[dict[str, Any] | None, str, Any, int], dict[str, Any]],
+        new: Iterable[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The read-model documents of ``coll`` after this batch: each change merged into its
+        document (read by ``_id`` if not cached; ``new``: known to have none), except where
+        the document already holds this batch (a replay: applied once)."""
+        self._load_current(coll, changes, batch_id, new)
+        out = []
+        for id_, change in sorted(changes.items()):
+            base = self._current[coll].touch(id_, batch_id)
+            if base is None or base["batch_id"] < batch_id:
+                out.append(merge(base, id_, change, batch_id))
+        return out
 
     def _series(self, batch_id: int, window_keys: list[str]) -> list[dict[str, Any]]:
         """The ``series`` documents of the runs whose windows this batch changed: each run's
@@ -425,18 +429,7 @@ class HotStore:
                 changed.setdefault(doc["run_id"], {})[key] = {f: doc.get(f) for f in SERIES_FIELDS}
         rv = self._versions["runs"]
         fresh = [r for r in changed if rv.base(r, batch_id)[0] is None]  # no series yet
-        self._load_current(SERIES, changed, batch_id, new=fresh)
-        out = []
-        for run_id, windows in changed.items():
-            base = self._current[SERIES].touch(run_id, batch_id)
-            if base is not None and base["batch_id"] >= batch_id:
-                continue
-            merged = {w["key"]: w for w in (base or {}).get("windows") or []}
-            merged.update({k: {"key": k, **w} for k, w in windows.items()})
-            ordered = sorted(merged.values(), key=lambda w: (w["window_start_s"], w["host"]))
-            out.append({"_id": run_id, "run_id": run_id, "batch_id": batch_id,
-                        "windows": ordered})  # fmt: skip
-        return out
+        return self._advance(SERIES, changed, batch_id, rollups.merge_series, new=fresh)
 
     def _load_current(
         self, coll: str, ids: Iterable[str], batch_id: int, new: Iterable[str] = ()

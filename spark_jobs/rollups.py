@@ -141,18 +141,25 @@ def merge_index(
     }
 
 
+def total_id(key: DimKey) -> str:
+    return f"{key[0]}|{key[1]}"
+
+
 def merge_total(
-    base: Mapping[str, Any] | None, key: DimKey, days: Mapping[str, Sums], batch_id: int
+    base: Mapping[str, Any] | None, doc_id: str, days: Mapping[str, Sums], batch_id: int
 ) -> dict[str, Any]:
-    """A dimension value's all-time total after ``batch_id`` (``days``: its sums per day in
-    this batch). ``all|all`` also lists every day that has figures: the readers' page index."""
+    """A dimension value's all-time total (``doc_id`` = ``total_id``) after ``batch_id``
+    (``days``: its sums per day in this batch). ``all|all`` also lists every day that has
+    figures: the readers' page index."""
+    dim, value = doc_id.split("|", 1)
+    key = (dim, value)
     doc = {k: v for k, v in (base or {}).items() if k != "_id"}
     for sums in days.values():
         _add(doc, sums, sums)
     seen = sorted({*(doc.get("days") or []), *days}) if key == ALL else None
     first = min([*days, *([doc["first_day"]] if doc.get("first_day") else [])])
     last = max([*days, *([doc["last_day"]] if doc.get("last_day") else [])])
-    doc.update(_id=f"{key[0]}|{key[1]}", dim=key[0], value=key[1], first_day=first,
+    doc.update(_id=doc_id, dim=dim, value=value, first_day=first,
                last_day=last, batch_id=batch_id, updated_at=datetime.now(timezone.utc))  # fmt: skip
     if seen is not None:
         doc["days"] = seen
@@ -166,3 +173,17 @@ def per_key(day_deltas: Mapping[str, Mapping[DimKey, Sums]]) -> dict[DimKey, dic
         for key, sums in keys.items():
             out.setdefault(key, {})[day] = sums
     return out
+
+
+def merge_series(
+    base: Mapping[str, Any] | None,
+    run_id: str,
+    windows: Mapping[str, Mapping[str, Any]],
+    batch_id: int,
+) -> dict[str, Any]:
+    """A run's ``series`` after ``batch_id``: its windows (by window key), the ones this batch
+    changed replaced by their new versions, in time order (the run page's charts)."""
+    merged = {w["key"]: dict(w) for w in (base or {}).get("windows") or []}
+    merged.update({k: {"key": k, **w} for k, w in windows.items()})
+    ordered = sorted(merged.values(), key=lambda w: (w["window_start_s"], w["host"]))
+    return {"_id": run_id, "run_id": run_id, "batch_id": batch_id, "windows": ordered}

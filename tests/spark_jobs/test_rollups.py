@@ -1,0 +1,60 @@
+"""The read models' pure merges (``spark_jobs.rollups``): sums carried from version to version,
+a run counted once, index entries moved with their run, series windows replaced by key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from spark_jobs import rollups
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def window(run: str, user: str, start_s: int, kwh: float, **kw: Any) -> dict[str, Any]:
+    return {"run_id": run, "user_id": user, "model_name": "m", "host": "h", "zone": "GB",
+            "window_start_s": start_s, "energy_kwh": kwh, "co2_g": 100 * kwh, "n_events": 1,
+            **kw}  # fmt: skip
+
+
+def test_deltas_sum_per_value_of_the_window_day_and_count_a_new_run_on_its_start_day() -> None:
+    rows = [window("a", "alice", T0, 0.1), window("b", "bob", T0 + 86_400, 0.2,
+                                                   tags={"project": "x"})]  # fmt: skip
+    new = {"b": {"run_id": "b", "user_id": "bob", "model_name": "m", "first_ts_s": T0 + 86_400,
+                 "hosts": ["h"], "zones": ["GB"], "tags": {"project": "x"}}}  # fmt: skip
+    d = rollups.deltas(rows, new)
+    assert d["2026-01-01"][("user", "alice")]["energy_kwh"] == pytest.approx(0.1)
+    assert "runs" not in d["2026-01-01"][("user", "alice")]  # a was seen before
+    day2 = d["2026-01-02"]
+    assert day2[rollups.ALL]["energy_kwh"] == pytest.approx(0.2) and day2[rollups.ALL]["runs"] == 1
+    assert day2[("tag", "project=x")]["runs"] == 1 and day2[("host", "h")]["runs"] == 1
+
+
+def test_day_and_total_carry_their_sums_from_version_to_version() -> None:
+    first = rollups.deltas([window("a", "alice", T0, 0.1)], {})["2026-01-01"]
+    second = rollups.deltas([window("a", "alice", T0 + 60, 0.3)], {})["2026-01-01"]
+    v1 = rollups.merge_day(None, "2026-01-01", first, 1)
+    v2 = rollups.merge_day(v1, "2026-01-01", second, 2)
+    assert v2["total"]["energy_kwh"] == pytest.approx(0.4) and v2["batch_id"] == 2
+    alice = next(e for e in v2["by"] if e["dim"] == "user")
+    assert alice["value"] == "alice" and alice["energy_kwh"] == pytest.approx(0.4)
+    t1 = rollups.merge_total(None, "all|all", {"2026-01-02": {"energy_kwh": 1.0}}, 1)
+    t2 = rollups.merge_total(t1, "all|all", {"2026-01-01": {"energy_kwh": 2.0, "runs": 1}}, 2)
+    assert t2["energy_kwh"] == 3.0 and t2["runs"] == 1
+    assert t2["days"] == ["2026-01-01", "2026-01-02"] and t2["first_day"] == "2026-01-01"
+    tag = rollups.merge_total(None, "tag|k=a|b", {"2026-01-01": {"energy_kwh": 1.0}}, 1)
+    assert (tag["dim"], tag["value"]) == ("tag", "k=a|b") and "days" not in tag
+
+
+def test_index_entries_move_with_their_run_and_series_windows_are_replaced_by_key() -> None:
+    run = {"run_id": "a", "user_id": "u", "model_name": "m", "tags": {}, "start": None,
+           "energy_kwh": 9.0}  # fmt: skip
+    hour = rollups.merge_index(None, "2026-01-01T05", {"a": run}, 1)
+    assert hour["runs"] == [{k: run[k] for k in rollups.INDEX_FIELDS}]  # identity, no totals
+    assert rollups.merge_index(hour, "2026-01-01T05", {"a": None}, 2)["runs"] == []
+    w = {"window_start_s": T0, "host": "h", "energy_kwh": 1.0}
+    s1 = rollups.merge_series(None, "a", {"k1": w, "k0": {**w, "window_start_s": T0 - 60}}, 1)
+    s2 = rollups.merge_series(s1, "a", {"k1": {**w, "energy_kwh": 2.0}}, 2)
+    assert [x["key"] for x in s2["windows"]] == ["k0", "k1"]
+    assert s2["windows"][1]["energy_kwh"] == 2.0 and s2["batch_id"] == 2
