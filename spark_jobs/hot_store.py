@@ -385,7 +385,7 @@ class HotStore:
         by_key = {rollups.total_id(k): days for k, days in rollups.per_key(day_deltas).items()}
         totals = self._advance(TOTALS, by_key, batch_id, rollups.merge_total)
         current = [{**{k: v for k, v in d.items() if k != "_id"}, "_id": r} for r, d in now.items()]
-        series = self._series(batch_id, window_keys)
+        series = self._series(batch_id, window_keys, {r for r, b in before.items() if b is None})
         for coll, docs in (
             (RUNS, current),
             (DAYS, days),
@@ -418,18 +418,19 @@ class HotStore:
                 out.append(merge(base, id_, change, batch_id))
         return out
 
-    def _series(self, batch_id: int, window_keys: list[str]) -> list[dict[str, Any]]:
+    def _series(
+        self, batch_id: int, window_keys: list[str], new_runs: set[str]
+    ) -> list[dict[str, Any]]:
         """The ``series`` documents of the runs whose windows this batch changed: each run's
-        windows (``SERIES_FIELDS``), the changed ones replaced by their new versions."""
+        windows (``SERIES_FIELDS``), the changed ones replaced by their new versions.
+        ``new_runs``: runs without a version before this batch, so without a series to read."""
         wv = self._versions["windows"]
         changed: dict[str, dict[str, dict[str, Any]]] = {}
         for key in window_keys:
             doc = wv.at(key, batch_id)
             if doc is not None:
                 changed.setdefault(doc["run_id"], {})[key] = {f: doc.get(f) for f in SERIES_FIELDS}
-        rv = self._versions["runs"]
-        fresh = [r for r in changed if rv.base(r, batch_id)[0] is None]  # no series yet
-        return self._advance(SERIES, changed, batch_id, rollups.merge_series, new=fresh)
+        return self._advance(SERIES, changed, batch_id, rollups.merge_series, new=new_runs)
 
     def _load_current(
         self, coll: str, ids: Iterable[str], batch_id: int, new: Iterable[str] = ()
