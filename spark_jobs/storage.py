@@ -154,10 +154,11 @@ def describe_gaps(topic: str, gaps: list[PartitionBounds]) -> str:
 REBUILD_MARKER = "rebuild_marker"
 
 
-def begin_rebuild(db: Any, stamp: str) -> None:
+def begin_rebuild(db: Any, stamp: str, seed: dict[str, Any] | None = None) -> None:
+    """``seed``: what the rebuild takes from the archive (kept, so a second try finds it)."""
     db[REBUILD_MARKER].replace_one(
         {"_id": "rebuild"},
-        {"_id": "rebuild", "started": stamp, "state": "resetting"},
+        {"_id": "rebuild", "started": stamp, "state": "resetting", "seed": seed},
         upsert=True,
     )
 
@@ -169,3 +170,51 @@ def unfinished_rebuild(db: Any) -> dict[str, Any] | None:
 
 def end_rebuild(db: Any) -> None:
     db[REBUILD_MARKER].delete_one({"_id": "rebuild"})
+
+
+# ---------------------------------------------------------------- archive coverage
+# `stream --rebuild` after retention deleted the start of the log rebuilds the lost part from
+# the per-event archive. That is complete only where (1) the job read those offsets (its last
+# committed batch ends past them) and (2) the archive was on for every batch; this document
+# records the first batch that ran with it off (read before a rebuild drops the hot store).
+ARCHIVE_STATE = "archive_state"
+
+
+def note_archive_off(db: Any, batch_id: int) -> None:
+    """Marks the archive incomplete from ``batch_id`` on (kept: the hole never fills)."""
+    if db[ARCHIVE_STATE].find_one({"_id": "off"}) is None:
+        db[ARCHIVE_STATE].insert_one({"_id": "off", "first_batch": batch_id,
+                                      "at": datetime.now(timezone.utc)})  # fmt: skip
+
+
+def archive_off_since(db: Any) -> int | None:
+    doc = db[ARCHIVE_STATE].find_one({"_id": "off"})
+    return None if doc is None else int(doc["first_batch"])
+
+
+def committed_offsets(spark: SparkSession, settings: Settings) -> dict[str, dict[int, int]]:
+    """Per topic and partition: the offset the job's last committed batch read up to
+    (exclusive), from Spark's checkpoint (``commits/N`` + ``offsets/N``); {} without one."""
+    import json
+
+    jvm: Any = spark._jvm
+    cp = checkpoint_path(settings)
+    commits = jvm.org.apache.hadoop.fs.Path(cp + "/commits")
+    fs = commits.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(commits):
+        return {}
+    done = [int(n) for s in fs.listStatus(commits) if (n := s.getPath().getName()).isdigit()]
+    if not done:
+        return {}
+    path = jvm.org.apache.hadoop.fs.Path(f"{cp}/offsets/{max(done)}")
+    stream = fs.open(path)
+    try:
+        text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    out: dict[str, dict[int, int]] = {}
+    for line in str(text).splitlines()[2:]:  # "v1", the batch's metadata, one line per source
+        if line.strip().startswith("{"):
+            for topic, parts in json.loads(line).items():
+                out[topic] = {int(p): int(o) for p, o in parts.items()}
+    return out

@@ -44,10 +44,13 @@ from spark_jobs.intensity_correction import LateIntensity
 from spark_jobs.merge import fold_windows
 from spark_jobs.reference import IntensityFeed, RefRecord, load_fallback_table, slot_rows
 from spark_jobs.session import build_session
-from spark_jobs.state import StateLog
+from spark_jobs.state import BatchState, StateLog
 from spark_jobs.storage import (
+    ARCHIVE_STATE,
+    archive_off_since,
     begin_rebuild,
     checkpoint_path,
+    committed_offsets,
     delete_uri,
     describe_gaps,
     end_rebuild,
@@ -55,6 +58,7 @@ from spark_jobs.storage import (
     history_gaps,
     metrics_topics,
     move_uri,
+    note_archive_off,
     superseded_path,
     unfinished_rebuild,
     uri_exists,
@@ -75,6 +79,14 @@ PARQUET_COLUMNS = tuple(dict.fromkeys((
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
     *T.PLAIN,
 )))  # fmt: skip
+
+
+# What ``with_intensity`` adds: a replay from the archive looks these up again.
+ENRICHED_COLUMNS = ("intensity_g_per_kwh", "intensity_provider", "intensity_kind", "co2_g")
+KAFKA_ROW_DDL = (
+    "key binary, value binary, topic string, partition int, offset long, "
+    "timestamp timestamp, timestampType int"
+)
 
 
 def _range_extras(
@@ -121,6 +133,7 @@ class BatchProcessor:
         self.query_id: str | None = None
         self.last_stats: dict[str, Any] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=100)  # bounded: runs for months
+        self._archive_off_noted = False
 
     # ------------------------------------------------------------------ reference data
     def _local_df(self, rows: list[tuple[Any, ...]], ddl: str) -> DataFrame:
@@ -230,33 +243,14 @@ class BatchProcessor:
                 events = self._events_of_batch(batch_id, m["min_ts_s"], m["max_ts_s"])
         else:
             events, m = enriched, None
+            if not self._archive_off_noted:  # a later rebuild cannot rely on the archive
+                note_archive_off(self.store.db, batch_id)
+                self._archive_off_noted = True
         rows: list[dict[str, Any]] = []
         extras: dict[str, dict[str, Any]] = {}
         n_dup = 0
         if events is not None:
-            # One job: the windows are computed, kept in memory, folded by the driver and
-            # written to Parquet as they are (partials per window and provider).
-            partials = T.windows(events, self.settings.window_s).persist()
-            cleanup = [partials]
-            try:
-                rows = fold_windows(r.asDict() for r in partials.collect())
-                lap("windows")
-                suspects = suspect_pairs(rows, self.store.counted_ranges(
-                    {(str(r["host"]), str(r["run_id"])) for r in rows if r.get("n_seq")},
-                    batch_id))  # fmt: skip
-                if suspects:
-                    partials, rows, extras, n_dup = self._deduplicate(
-                        events, partials, rows, suspects, batch_id, cleanup
-                    )
-                    lap("deduplicate")
-                else:
-                    extras = _range_extras(new_ranges(rows))
-                self._parquet_windows(partials, batch_id)
-                lap("windows_parquet")
-                self._fault("after_windows_parquet")
-            finally:
-                for df_ in cleanup:
-                    df_.unpersist()
+            rows, extras, n_dup = self._count(events, batch_id, lap)
         m = m or obs.get
         counts: dict[str, int] = {}
         n_valid = int(m["n"]) - int(m["n_invalid"])
@@ -275,11 +269,25 @@ class BatchProcessor:
                     dead[row["reason"]] = int(row["count"])
         lap("dead_letters")
         self._fault("after_dead_letters")
+        self._commit(batch_id, rows, counts, extras, prior, timings, t0)
+        self.last_stats["hosts_late_before"] = len(late_before)
+
+    def _commit(
+        self,
+        batch_id: int,
+        rows: list[dict[str, Any]],
+        counts: dict[str, int],
+        extras: dict[str, dict[str, Any]],
+        prior: BatchState,
+        timings: dict[str, float],
+        t0: float,
+    ) -> None:
+        """The batch's figures -> MongoDB, then the job's state (hosts' progress)."""
         newest_by_host: dict[str, float] = {}
         for r in rows:
             newest_by_host[r["host"]] = max(newest_by_host.get(r["host"], 0), r["last_ts_s"])
         n_windows = self.store.write_batch(batch_id, rows, counts, extras)
-        lap("mongo")
+        timings["mongo"] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
         self._fault("after_mongo")
         self.state.write(prior.advanced(batch_id, newest_by_host, self.query_id))
         self._fault("after_state")
@@ -289,10 +297,82 @@ class BatchProcessor:
             "windows_written": n_windows,
             "seconds": round(time.perf_counter() - t0, 3),
             "timings_s": timings,
-            "hosts_late_before": len(late_before),
         }
         self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
+
+    def _count(
+        self, events: DataFrame, batch_id: int, lap: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+        """Window partials of ``events``, each ``(host, run_id, seq)`` once (none counted by an
+        earlier batch), written to Parquet: (folded rows, per-run extras, duplicates dropped)."""
+        extras: dict[str, dict[str, Any]] = {}
+        n_dup = 0
+        # One job: the windows are computed, kept in memory, folded by the driver and
+        # written to Parquet as they are (partials per window and provider).
+        partials = T.windows(events, self.settings.window_s).persist()
+        cleanup = [partials]
+        try:
+            rows = fold_windows(r.asDict() for r in partials.collect())
+            lap("windows")
+            suspects = suspect_pairs(rows, self.store.counted_ranges(
+                {(str(r["host"]), str(r["run_id"])) for r in rows if r.get("n_seq")},
+                batch_id))  # fmt: skip
+            if suspects:
+                partials, rows, extras, n_dup = self._deduplicate(
+                    events, partials, rows, suspects, batch_id, cleanup
+                )
+                lap("deduplicate")
+            else:
+                extras = _range_extras(new_ranges(rows))
+            self._parquet_windows(partials, batch_id)
+            lap("windows_parquet")
+            self._fault("after_windows_parquet")
+        finally:
+            for df_ in cleanup:
+                df_.unpersist()
+        return rows, extras, n_dup
+
+    # ------------------------------------------------------------------ rebuild from archive
+    def replay_archived(self, archived: DataFrame, batch_id: int) -> None:
+        """Archived events (valid when they arrived) counted as one batch, through the same
+        intensity join, windows, deduplication and sinks as the log's batches. Their intensity
+        is looked up again (the feed may know what was missing then); a column an older
+        archive lacks is read as null."""
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+
+        prior = self.state.before(batch_id)
+        slots = self.slots(None)
+        have = set(archived.columns)
+        schema = self._normalised_schema()
+        cols = [
+            F.col(c) if c in have else F.lit(None).cast(schema[c].dataType).alias(c)
+            for c in PARQUET_COLUMNS if c not in ENRICHED_COLUMNS
+        ]
+        reported = F.when(F.col("intensity_kind") == "reported", F.col("intensity_g_per_kwh"))
+        events = archived.select(
+            *cols, reported.alias("reported_g_per_kwh"), F.unix_timestamp("ts").alias("ts_s")
+        )
+        enriched = T.with_intensity(events, slots, self.fallback, self.world_g_per_kwh).persist()
+        try:
+            n = enriched.count()
+            if self.settings.cold_events:
+                self._parquet(enriched, batch_id)  # the new archive is complete again
+            lap("archive")
+            rows, extras, n_dup = self._count(enriched, batch_id, lap)
+        finally:
+            enriched.unpersist()
+        counts = {"valid": n, **({"duplicate": n_dup} if n_dup else {})}
+        self._commit(batch_id, rows, counts, extras, prior, timings, t0)
+
+    def _normalised_schema(self) -> Any:
+        """The types of the normalised event columns (from the job's own transforms)."""
+        empty = self.spark.createDataFrame([], KAFKA_ROW_DDL)
+        return T.normalise(T.check(T.parse(empty), {}, None)).schema
 
     def _fault(self, point: str) -> None:
         fault(self.settings, point)
@@ -423,43 +503,107 @@ class BatchProcessor:
         )
 
 
-def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
-    """Kappa replay: forget every result, so the next start rebuilds them from the log.
-
-    The replay reads the log only (the cold archive is not read back), so it refuses while
-    retention has deleted the start of the log: that history would be gone from every store,
-    and nothing is touched. The reset is one recoverable step: a marker is written before
-    the first store is reset and removed after the last, and every start refuses while it
-    exists, so a crash half-way cannot leave an empty hot store that a restart continues as if
-    nothing happened. The checkpoint goes first (no start can resume the old offsets); the
-    cold store being replaced is moved aside to ``<cold>/superseded/<time>``, never deleted.
-    """
-    for topic in metrics_topics(settings):
-        gaps = history_gaps(settings, topic)
-        if not gaps:
-            continue
+def plan_seed(spark: SparkSession, settings: Settings, store: HotStore) -> dict[str, Any] | None:
+    """What a rebuild takes from the per-event archive: None where the log still starts at
+    offset 0; else, per partition, the offset the log now starts at (``cut``): the archive's
+    events below it are counted first. Refuses (``UserError``, nothing changed) where the
+    archive cannot hold them all: the job never read them, or the archive was off."""
+    gaps = {t: g for t in metrics_topics(settings) if (g := history_gaps(settings, t))}
+    if not gaps:
+        return None
+    topic = settings.metrics_topic
+    why = ""
+    if settings.kafka_host_topics:
+        why = ("with host topics (CARBONPIPE_KAFKA_HOST_TOPICS) the archive does not record "
+               "which host topic an event came from, so it cannot stand in for one")  # fmt: skip
+    elif (off := archive_off_since(store.db)) is not None:
+        why = (f"the per-event archive was off from batch {off} on (CARBONPIPE_COLD_EVENTS="
+               "false), so it does not hold every event the log lost")  # fmt: skip
+    elif not uri_exists(spark, events_path(settings)):
+        why = f"there is no per-event archive at {events_path(settings)}"
+    else:
+        read = committed_offsets(spark, settings).get(topic, {})
+        unread = [
+            f"{topic}[{g.partition}] offsets {read.get(g.partition, 0)}..{g.earliest - 1}"
+            for g in gaps[topic] if read.get(g.partition, 0) < g.earliest
+        ]  # fmt: skip
+        if unread:
+            why = ("the job never read " + ", ".join(unread) + " before they were deleted, "
+                   "so no store holds those events")  # fmt: skip
+    if why:
+        described = "\n  ".join(describe_gaps(t, g) for t, g in gaps.items())
         raise UserError(
-            f"refusing to rebuild: retention has deleted the start of {topic}, "
-            f"so a replay from the log would lose those events for good:\n  "
-            f"{describe_gaps(topic, gaps)}\n"
+            f"refusing to rebuild: retention has deleted the start of the log, and {why}:\n  "
+            f"{described}\n"
             f"Nothing was changed: the hot store ({settings.mongo_db}) and the cold store "
             f"({settings.cold_store_uri}) still hold the results of those events. Keep the log "
             f"complete from now on with retention.ms=-1 on {topic} "
-            "(CARBONPIPE_METRICS_RETENTION_MS, unlimited by default for new topics)."
+            "(CARBONPIPE_METRICS_RETENTION_MS, unlimited by default for new topics) and the "
+            "per-event archive on (CARBONPIPE_COLD_EVENTS=true, the default)."
         )
+    return {"cut": {str(g.partition): g.earliest for g in gaps[topic]}}
+
+
+def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
+    """Kappa replay: forget every result, so that they are rebuilt from the log, and from
+    the per-event archive where retention has deleted the start of the log.
+
+    The reset is one recoverable step: a marker is written before the first store is reset
+    and removed after the last (and after the archive's part is counted), and every start
+    refuses while it exists, so a crash half-way cannot leave an empty hot store that a
+    restart continues as if nothing happened; ``--rebuild`` again finishes it (the marker
+    keeps where the archive to replay went). The checkpoint goes first (no start can resume
+    the old offsets); the cold store being replaced is moved aside to
+    ``<cold>/superseded/<time>``, never deleted, and the archive is read back from there.
+    """
+    marker = unfinished_rebuild(store.db)
+    seed = marker.get("seed") if marker else None
+    if seed is None:
+        seed = plan_seed(spark, settings, store)  # before anything changes
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    begin_rebuild(store.db, stamp)
+    aside = superseded_path(settings, stamp)
+    if seed is not None and "archive" not in seed:
+        seed = {**seed, "archive": f"{aside}/events"}
+    begin_rebuild(store.db, stamp, seed)
     delete_uri(spark, checkpoint_path(settings))
     read_models = (RUNS, DAYS, TOTALS, SERIES, RUN_INDEX)
-    for coll in ("windows", RUN_VERSIONS, *read_models, "stats", "job_state", "intensity"):
+    for coll in ("windows", RUN_VERSIONS, *read_models, "stats", "job_state", "intensity",
+                 ARCHIVE_STATE):  # fmt: skip
         store.db[coll].drop()
     fault(settings, "in_rebuild")  # half-way: hot store empty, cold store still old
-    aside = superseded_path(settings, stamp)
     for name, path in (("events", events_path(settings)), ("windows", windows_path(settings))):
         if move_uri(spark, path, f"{aside}/{name}"):
             log.info("rebuild: moved %s to %s/%s", path, aside, name)
+    if seed is not None:
+        seed_from_archive(spark, settings, store, seed)
     end_rebuild(store.db)
-    log.info("rebuild: stores reset; replaying %s from offset 0", settings.metrics_topic)
+    log.info("rebuild: stores reset; replaying %s from its start", settings.metrics_topic)
+
+
+def seed_from_archive(
+    spark: SparkSession, settings: Settings, store: HotStore, seed: dict[str, Any]
+) -> None:
+    """The events the log no longer holds, from the archive, counted before the log's first
+    batch: one batch per archived day, numbered below 0 (the new checkpoint's batches start
+    at 0), so deduplication and every idempotent sink treat them like any batch."""
+    from functools import reduce
+
+    base = str(seed["archive"])
+    cut = {int(p): int(o) for p, o in seed["cut"].items()}
+    lost = reduce(lambda a, b: a | b, [
+        (F.col("src_partition") == p) & (F.col("src_offset") < o) for p, o in cut.items()
+    ])  # fmt: skip
+    archived = spark.read.option("basePath", base).parquet(base).where(lost)
+    days = sorted(r["date"] for r in archived.select("date").distinct().collect())
+    processor = BatchProcessor(spark, settings, store)
+    try:
+        for i, day in enumerate(days):
+            processor.replay_archived(archived.where(F.col("date") == day), i - len(days))
+            fault(settings, "in_seed")
+    finally:
+        processor.feed.close()
+    log.info("rebuild: counted the archive's events below offsets %s (%d days) from %s",
+             cut, len(days), base)  # fmt: skip
 
 
 def min_partitions(spark: SparkSession, settings: Settings) -> int:

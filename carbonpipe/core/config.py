@@ -42,8 +42,9 @@ PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
 # the batch, so a restart must replay it (``tests/fault``).
 BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "in_mongo", "after_mongo",
                       "after_state")  # fmt: skip
-# ... and half-way through ``stream --rebuild`` (hot store dropped, cold store not yet moved).
-FAULT_POINTS = (*BATCH_FAULT_POINTS, "in_rebuild")
+# ... and half-way through ``stream --rebuild`` (hot store dropped, cold store not yet moved),
+# and after each day a rebuild counted from the per-event archive.
+FAULT_POINTS = (*BATCH_FAULT_POINTS, "in_rebuild", "in_seed")
 MONGO_BACKENDS = ("sqlite", "postgresql")  # what the embedded FerretDB stores into
 SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
 
