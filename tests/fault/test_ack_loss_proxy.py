@@ -19,6 +19,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,7 @@ def proxied(services: Settings, tmp_path: Path) -> Iterator[tuple[Settings, AckT
     s = services.model_copy(update={
         "home": home,
         "kafka_bootstrap_servers": f"127.0.0.1:{port}",
+        "mongo_db": f"{services.mongo_db}_ack{uuid.uuid4().hex[:8]}",
         "metrics_partitions": 1,
     })  # fmt: skip
     thief = AckThief(("127.0.0.1", inner))
@@ -177,7 +179,8 @@ def proxied(services: Settings, tmp_path: Path) -> Iterator[tuple[Settings, AckT
         yield s, thief
     finally:
         thief.close()
-        stop_kafka(s)
+        stop_kafka(s)  # the topics go with the test's home
+        mongo(s).client.drop_database(s.mongo_db)
 
 
 N = 60
@@ -202,6 +205,9 @@ def test_acks_withheld_by_a_proxy_are_resent_and_counted_once(
     time.sleep(7.0)
     for e in events[40:]:
         pub.publish(dict(e))
+    deadline = time.monotonic() + 90  # the spool is retried with a 1-10 s back-off
+    while pub.sent < N and time.monotonic() < deadline:
+        time.sleep(0.5)
     left = pub.close()
     assert left == 0 and pub.dropped_events == 0, (left, pub.dropped_events)
     assert thief.lost_acks >= 2, thief.lost_acks
