@@ -2,48 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
 
 import pytest
 
 from carbonpipe.reporting.webhook import post, redact_webhook, slack_escape
-
-
-class Hook(HTTPServer):
-    def __init__(self, answers: list[int]) -> None:
-        self.answers, self.bodies = list(answers), []  # type: list[int], list[Any]
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Hook
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.bodies.append(json.loads(body))
-        code = self.server.answers.pop(0) if self.server.answers else 200
-        self.send_response(code)
-        self.end_headers()
-
-    def log_message(self, *a: Any) -> None:
-        pass
+from tests.carbonpipe.reporting.hook_server import Hook, running
 
 
 @pytest.fixture()
 def hook(request: pytest.FixtureRequest) -> Iterator[Hook]:
-    srv = Hook(getattr(request, "param", []))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
+    with running(getattr(request, "param", [])) as srv:
+        yield srv
 
 
 def url(srv: Hook) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/services/T0/B0/secret-token"
+    return srv.url
 
 
 @pytest.mark.parametrize("hook", [[503, 500]], indirect=True)
