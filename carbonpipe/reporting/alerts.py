@@ -8,7 +8,9 @@ beside the feeder) or once (``--once``, for cron):
    (``budget|period|percent``) in ``alerts``; an existing one is left alone;
 3. publish every record not marked ``published`` to ``carbon.alerts`` with its id as key,
    unless the topic already holds that key (read back first), then mark it published;
-4. post every record whose webhook is pending, then mark it sent.
+4. post every record whose webhook is pending, then mark it sent (a post that still fails
+   after ``WEBHOOK_PASSES`` passes is marked failed; one recorded while no webhook was
+   configured is never posted).
 
 Crash windows: before 2, nothing is recorded and the next pass sees the same crossing; between
 2 and 3 the record is pending and the next pass publishes it; between the send and the mark the
@@ -37,6 +39,7 @@ from carbonpipe.reporting import store, webhook
 from carbonpipe.reporting.budgets import Budget, Status, crossings, env_budgets, evaluate, widest
 
 log = logging.getLogger("carbonpipe.alerts")
+WEBHOOK_PASSES = 10  # passes (each with its own retries) before an alert's post is given up
 
 
 def all_budgets(settings: Settings) -> list[Budget]:
@@ -141,8 +144,8 @@ def post_pending(settings: Settings, result: PassResult) -> None:
         ok = webhook.post(url, text, settings.alert_webhook_retries,
                           settings.alert_webhook_backoff_s)  # fmt: skip
         attempts = int(a.get("webhook_attempts") or 0) + 1
-        store.mark(settings, a["_id"], webhook="sent" if ok else "pending",
-                   webhook_attempts=attempts)  # fmt: skip
+        state = "sent" if ok else "pending" if attempts < WEBHOOK_PASSES else "failed"
+        store.mark(settings, a["_id"], webhook=state, webhook_attempts=attempts)
         result.webhook_sent += ok
         result.webhook_failed += not ok
 

@@ -54,7 +54,10 @@ def record_crossing(settings: Settings, c: Crossing) -> bool:
     before anything is published: a crash after this leaves a pending alert, never none."""
     from pymongo.errors import DuplicateKeyError
 
-    doc = {"_id": c.id, **c.record(), "published": False, "webhook": "pending",
+    # Without a webhook configured now, the crossing is never posted (configuring one later
+    # must not flood the channel with the history).
+    hook = "pending" if settings.alert_webhook_url is not None else "off"
+    doc = {"_id": c.id, **c.record(), "published": False, "webhook": hook,
            "webhook_attempts": 0}  # fmt: skip
     try:
         db(settings)[ALERTS].insert_one(doc)
