@@ -112,3 +112,13 @@ def test_env_budgets_are_all_time_user_budgets() -> None:
     month = Budget(Scope("user", "a"), "month", "co2_g", 1)
     quarter = Budget(Scope("user", "a"), "quarter", "co2_g", 1)
     assert widest([month, quarter], utc(2026, 12, 2)) == utc(2026, 10, 1)
+
+
+def test_a_tag_budget_counts_its_tags_entries_only() -> None:
+    days = [{"_id": "2026-12-01", "total": {"co2_g": 90.0}, "by": [
+        {"dim": "tag", "value": "project=vision", "co2_g": 40.0},
+        {"dim": "tag", "value": "project=nlp", "co2_g": 50.0},
+        {"dim": "user", "value": "project=vision", "co2_g": 7.0}]}]  # fmt: skip
+    b = Budget(parse_scope("tag:project=vision"), "quarter", "co2_g", 50)
+    s = evaluate(b, days, utc(2026, 12, 1, 12))
+    assert s.used == pytest.approx(40.0) and s.crossed_pct() == (80,)
