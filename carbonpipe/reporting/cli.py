@@ -95,8 +95,9 @@ def _write(text: str, out: str | None) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from carbonpipe.core.resources import resource
     from carbonpipe.reporting import report
-    from carbonpipe.reporting.equivalents import load_equivalents, load_prices
+    from carbonpipe.reporting.equivalents import citations, load_equivalents, load_prices
     from carbonpipe.reporting.render import RENDERERS
 
     settings = get_settings()
@@ -108,7 +109,8 @@ def _report(args: argparse.Namespace) -> int:
     until = _day_or_time("--until", args.until, end=True)
     runs = _runs(settings, args, since, until)
     factors = report.Factors(settings.pue, load_prices(settings.electricity_prices_path),
-                             load_equivalents())  # fmt: skip
+                             load_equivalents(), citations(settings.electricity_prices_path,
+                                                           resource("data/equivalents.csv")))
     rep = report.build(runs, since=since, until=until, by=by, factors=factors,
                        source=args.source, filters={"user": args.user, "model": args.model,
                                                     "tag": ",".join(args.tag or [])})

@@ -65,6 +65,26 @@ def load_equivalents(path: Path | None = None) -> tuple[Equivalent, ...]:
                  for r in _rows(path, str(path)))  # fmt: skip
 
 
+def citations(*paths: Path) -> dict[str, str]:
+    """``[KEY] text`` citations from the tables' comment headers (continuation lines are
+    indented), so a report names each source in full without a second copy of it."""
+    out: dict[str, str] = {}
+    for path in paths:
+        key = None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#"):
+                break
+            body = line[1:].strip()
+            if body.startswith("[") and "]" in body:
+                key, _, text = body[1:].partition("]")
+                out[key] = text.strip()
+            elif key and line.startswith("#   "):
+                out[key] += " " + body
+            else:
+                key = None
+    return out
+
+
 def facility(value: float, pue: float) -> float:
     """IT energy or CO2e -> the data centre's (cooling, power conversion): x PUE."""
     if not 1.0 <= pue <= 3.0:

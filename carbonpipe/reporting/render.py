@@ -79,6 +79,7 @@ def _lines(rep: Mapping[str, Any], esc: Callable[[object], str]) -> dict[str, Ro
                 for e in f["equivalents"]]
     factors += [(f"price {esc(z)}", f"{pr['price_per_kwh']:g} {esc(pr['currency'])}/kWh "
                  f"({pr['year']}) [{esc(pr['source'])}]") for z, pr in sorted(f["prices"].items())]
+    factors += [(f"[{esc(k)}]", esc(v)) for k, v in sorted(f.get("sources", {}).items())]
     return {"Totals": totals, "Equivalents (facility emissions)": equiv,
             "Methods and provenance": prov, "Factors used": factors}  # fmt: skip
 

@@ -59,6 +59,7 @@ class Factors:
     pue: float
     prices: Mapping[str, Price]
     equivalents: tuple[Equivalent, ...]
+    citations: Mapping[str, str] = field(default_factory=dict)  # source key -> full citation
 
 
 def _zone_kwh(runs: Iterable[Mapping[str, Any]]) -> dict[str, float]:
@@ -135,6 +136,9 @@ def build(runs: Sequence[Mapping[str, Any]], *, since: datetime | None,
             "pue": factors.pue,
             "equivalents": [asdict(e) for e in factors.equivalents],
             "prices": {z: asdict(p) for z, p in used_prices.items() if p is not None},
+            "sources": {k: v for k, v in factors.citations.items()
+                        if k in {e.source for e in factors.equivalents}
+                        | {p.source for p in used_prices.values() if p is not None}},
         },
     }
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.reporting.equivalents import Price, load_equivalents
+from carbonpipe.core.resources import resource
+from carbonpipe.reporting.equivalents import Price, citations, load_equivalents
 from carbonpipe.reporting.render import RENDERERS, md_text
 from carbonpipe.reporting.report import Factors, build, check_by, group_of
 
@@ -28,7 +29,8 @@ def run(rid: str, user: str, kwh: float, co2: float, **kw: Any) -> dict[str, Any
 RUNS = [run("a", "alice", 1.0, 100.0, tags={"project": "vision"}),
         run("b", "alice", 2.0, 300.0), run("c", EVIL, 1.0, 600.0, zones=["XX"])]  # fmt: skip
 FACTORS = Factors(1.5, {"US-CA": Price("US-CA", 0.2, "USD", 2023, "EIA2023")},
-                  load_equivalents())  # fmt: skip
+                  load_equivalents(), citations(resource("data/electricity_prices.csv"),
+                                                resource("data/equivalents.csv")))  # fmt: skip
 
 
 def rep(by: str = "user") -> dict[str, Any]:
@@ -48,6 +50,9 @@ def test_totals_groups_provenance_and_facility_figures() -> None:
     assert sum(g["share_of_co2"] for g in r["groups"]) == pytest.approx(1.0)
     assert r["provenance"]["measured_share"] == pytest.approx(0.5)
     assert r["factors"]["prices"]["US-CA"]["source"] == "EIA2023"
+    sources = r["factors"]["sources"]  # the cited sources of the factors used, in full
+    assert set(sources) == {"EIA2023", "EPA-GGEC"} and "Electric Power Annual" in sources["EIA2023"]
+    assert "calculations-and-references" in sources["EPA-GGEC"]
 
 
 def test_groups_by_tag_and_zone() -> None:
@@ -69,6 +74,7 @@ def test_user_strings_stay_text_in_every_format() -> None:
     assert rows[0][:4] == ["group", "runs", "energy_kwh", "co2_g"] and rows[-1][0] == "TOTAL"
     assert float(rows[-1][3]) == pytest.approx(1000)
     assert json.loads(RENDERERS["json"](r))["totals"]["runs"] == 3
+    assert "Greenhouse Gas Equivalencies Calculator" in page and "[`EIA2023`]" in md
 
 
 def test_a_formula_like_group_is_defused_in_csv() -> None:
