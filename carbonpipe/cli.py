@@ -29,6 +29,8 @@ COMMAND_OWNERS = {
     "schedule": "carbonpipe.scheduling.cli",
     "stream": "spark_jobs.cli", "sql": "spark_jobs.cli", "dlq": "spark_jobs.cli",
     "runs": "carbonpipe.query", "users": "carbonpipe.query",
+    "budget": "carbonpipe.reporting.cli", "alerts": "carbonpipe.reporting.cli",
+    "report": "carbonpipe.reporting.cli", "export": "carbonpipe.reporting.cli",
     "dashboard": "dashboard.cli",
 }  # fmt: skip
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_OWNERS.values()))

@@ -13,7 +13,7 @@ fail() { echo "demo: $*" >&2; echo "logs: .carbonpipe/logs/ ; stop everything wi
 echo "[demo 1/5] Kafka (KRaft) and the MongoDB default (FerretDB), topics"
 $CP up || fail "services did not start (see the message above)"
 
-echo "[demo 2/5] feeder (grid intensity, trace replay for $ZONE), Spark streaming job, dashboard"
+echo "[demo 2/5] feeder (grid intensity, trace replay for $ZONE), Spark streaming job, budget alerts, dashboard"
 $CP apps up --zones "$ZONE"
 .venv/bin/python - "$PORT" <<'PY' || fail "dashboard did not answer on port $1 within 120 s (.carbonpipe/logs/dashboard.log)"
 import sys

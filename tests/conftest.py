@@ -51,6 +51,7 @@ def unique_topics(services: Settings) -> Iterator[Settings]:
         "metrics_topic": f"{services.metrics_topic}.t{suffix}",
         "intensity_topic": f"{services.intensity_topic}.t{suffix}",
         "dlq_topic": f"{services.dlq_topic}.t{suffix}",
+        "alerts_topic": f"{services.alerts_topic}.t{suffix}",
         "mongo_db": f"{services.mongo_db}_t{suffix}",
     })
     stack.create_topics(settings)

@@ -46,7 +46,7 @@ BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "in_mongo",
 # and after each day a rebuild counted from the per-event archive.
 FAULT_POINTS = (*BATCH_FAULT_POINTS, "in_rebuild", "in_seed")
 MONGO_BACKENDS = ("sqlite", "postgresql")  # what the embedded FerretDB stores into
-SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET")
+SECRET_WORDS = ("TOKEN", "PASSWORD", "KEY", "SECRET", "WEBHOOK")
 
 __all__ = ["REPO_ROOT", "ConfigError", "Settings", "get_settings", "load_settings"]
 
@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     metrics_topic: str = Field(default="training.metrics", min_length=1)
     intensity_topic: str = Field(default="grid.intensity", min_length=1)
     dlq_topic: str = Field(default="training.metrics.dlq", min_length=1)
+    # Budget alerts (``carbonpipe alerts``): one record per crossing, keyed by its id.
+    alerts_topic: str = Field(default="carbon.alerts", min_length=1)
     metrics_partitions: int = Field(default=3, ge=1, le=10_000)
     # Kappa: the log is the record, so ``training.metrics`` keeps everything unless told
     # otherwise (-1 = unlimited). A finite value must leave the job time to catch up after an
@@ -196,8 +198,25 @@ class Settings(BaseSettings):
     # With "oidc": the identity claim that is the viewer's user id (matched against user_id).
     dashboard_oidc_user_claim: str = Field(default="email", min_length=1)
     dashboard_refresh_s: PositiveS = 5.0
-    # Per-user budgets in gCO2e, ``alice=500,bob=1200``.
+    # Per-user budgets in gCO2e, ``alice=500,bob=1200``: all-time budgets (period "all"),
+    # shown and alerted on beside the ones ``carbonpipe budget set`` keeps in the hot store.
     budgets_g: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    # --- reports, budgets and alerts ------------------------------------------------------
+    # Data-centre overhead (power usage effectiveness): facility energy = IT energy x PUE.
+    # Applied to energy and CO2e in reports, budgets and the dashboard (shown when not 1.0);
+    # ``carbonpipe runs`` shows what was measured (IT only).
+    pue: float = Field(default=1.0, ge=1.0, le=3.0)
+    # Electricity prices per zone (CSV: zone,price_per_kwh,currency,year,source); default:
+    # the bundled, cited table (carbonpipe.core.resources).
+    electricity_prices_path: Path = Field(
+        default_factory=lambda: resource("data/electricity_prices.csv"))
+    # Slack-compatible incoming webhook for budget alerts (its path is the secret: never
+    # logged in full, see ``carbonpipe.reporting.webhook``). Unset: alerts go to Kafka only.
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_retries: int = Field(default=4, ge=0, le=20)
+    alert_webhook_backoff_s: float = Field(default=1.0, ge=0, le=300)
+    alerts_interval_s: float = Field(default=60.0, ge=1.0, le=86_400)  # the alerts loop
 
     @field_validator("providers")
     @classmethod

@@ -1,5 +1,6 @@
-"""The pipeline's own long-running processes (feeder, streaming job, dashboard), in the
-background with pid files and logs in the home folder (``Layout.run``, ``Layout.logs``).
+"""The pipeline's own long-running processes (feeder, streaming job, budget alerts,
+dashboard), in the background with pid files and logs in the home folder (``Layout.run``,
+``Layout.logs``).
 
 ``carbonpipe up`` starts the services (Kafka, MongoDB); ``carbonpipe apps up`` starts these on
 top. ``make demo`` and ``make stop`` drive both. They are supervised exactly like the services
@@ -17,7 +18,7 @@ from carbonpipe.core.config import REPO_ROOT, Settings, get_settings
 from carbonpipe.services import process
 from carbonpipe.services.service import home_layout, names_arg
 
-APPS = ("feeder", "stream", "dashboard")  # start order; stopped in reverse
+APPS = ("feeder", "stream", "alerts", "dashboard")  # start order; stopped in reverse
 
 
 def app_command(name: str, settings: Settings, zones: str) -> list[str]:
@@ -26,6 +27,8 @@ def app_command(name: str, settings: Settings, zones: str) -> list[str]:
         return [*cli, "feed", "--trace-replay", "--zones", zones]
     if name == "stream":
         return [*cli, "stream"]
+    if name == "alerts":  # budgets evaluated every CARBONPIPE_ALERTS_INTERVAL_S
+        return [*cli, "alerts"]
     if name == "dashboard":
         return [*cli, "dashboard", "--port", str(settings.dashboard_port)]
     raise ValueError(f"unknown app {name!r}; known: {', '.join(APPS)}")
@@ -105,7 +108,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("apps", help="start/stop the feeder, streaming job and dashboard")
+    p = sub.add_parser("apps", help="start/stop the feeder, streaming job, alerts and dashboard")
     ap = p.add_subparsers(dest="apps_command", metavar="up|down|status")
     up = ap.add_parser("up")
     up.add_argument("--apps", type=names_arg(APPS, "app"), default=list(APPS),

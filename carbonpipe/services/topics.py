@@ -19,7 +19,8 @@ def topic_specs(settings: Settings) -> TopicSpecs:
     ``training.metrics`` is the record (Kappa): its retention is a setting, unlimited by
     default, so the broker's default (7 days) never deletes history that `stream --rebuild`
     would need. Dead letters are rejected input: kept as long, so `carbonpipe dlq replay` can
-    re-send them whenever their cause is fixed (the job bounds each one's size). Its records
+    re-send them whenever their cause is fixed (the job bounds each one's size). Budget alerts
+    are kept for ever too. Its records
     carry the broker's append time (LogAppendTime), the clock the job judges a future-dated
     event against (``future_timestamp``): a host's own clock cannot vouch for itself.
     """
@@ -29,6 +30,9 @@ def topic_specs(settings: Settings) -> TopicSpecs:
         settings.metrics_topic: (settings.metrics_partitions, metrics),
         settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
         settings.dlq_topic: (1, dict(keep)),
+        # Few records, kept for ever: ``carbonpipe alerts`` reads it back to publish each
+        # crossing once (``carbonpipe.reporting.alerts``).
+        settings.alerts_topic: (1, {"retention.ms": "-1"}),
     }
 
 

@@ -28,7 +28,7 @@ def test_unknown_app_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> 
         cli.main(["apps", "up", "--apps", "foo"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown app(s) ['foo']; pick from feeder, stream, dashboard" in err
+    assert "unknown app(s) ['foo']; pick from feeder, stream, alerts, dashboard" in err
     assert "Traceback" not in err
 
 
