@@ -13,7 +13,15 @@ from typing import Any
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import UserError
 from carbonpipe.core.timeutil import parse_iso
-from carbonpipe.core.versions import DAYS, RUN_INDEX, RUNS, SERIES, TOTALS, run_fields
+from carbonpipe.core.versions import (
+    DAYS,
+    RUN_INDEX,
+    RUNS,
+    SERIES,
+    TOTALS,
+    run_fields,
+    series_days,
+)
 
 __all__ = ["RunFilter", "fetch_days", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
 
@@ -158,10 +166,20 @@ def fetch_days(
     return out
 
 
-def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:
-    """A run's windows, from its ``series`` document (one ``_id`` lookup)."""
-    doc = _db(settings)[SERIES].find_one({"_id": run_id}) or {}
-    return list(doc.get("windows") or [])
+def fetch_windows(
+    settings: Settings, run_id: str, run: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A run's windows, oldest first, from its ``series`` documents (one ``_id`` lookup per
+    UTC day of the run). ``run``: its current document, where the caller has it."""
+    db = _db(settings)
+    run = run if run is not None else db[RUNS].find_one({"_id": run_id})
+    if not run or not run.get("start"):
+        return []
+    out: list[dict[str, Any]] = []
+    for sid in series_days(run_id, run["start"], run.get("end") or run["start"]):
+        doc = db[SERIES].find_one({"_id": sid})
+        out.extend((doc or {}).get("windows") or [])
+    return out
 
 
 def fetch_intensity(settings: Settings) -> list[dict[str, Any]]:

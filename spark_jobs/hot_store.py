@@ -32,6 +32,7 @@ from carbonpipe.core.versions import (
     SERIES,
     SERIES_FIELDS,
     TOTALS,
+    series_id,
 )
 from spark_jobs import rollups
 from spark_jobs.intensity_correction import Correction, LateIntensity, per_run, plan
@@ -426,11 +427,15 @@ class HotStore:
         ``new_runs``: runs without a version before this batch, so without a series to read."""
         wv = self._versions["windows"]
         changed: dict[str, dict[str, dict[str, Any]]] = {}
+        new: set[str] = set()
         for key in window_keys:
             doc = wv.at(key, batch_id)
             if doc is not None:
-                changed.setdefault(doc["run_id"], {})[key] = {f: doc.get(f) for f in SERIES_FIELDS}
-        return self._advance(SERIES, changed, batch_id, rollups.merge_series, new=new_runs)
+                sid = series_id(doc["run_id"], doc["window_start_s"])
+                changed.setdefault(sid, {})[key] = {f: doc.get(f) for f in SERIES_FIELDS}
+                if doc["run_id"] in new_runs:
+                    new.add(sid)
+        return self._advance(SERIES, changed, batch_id, rollups.merge_series, new=new)
 
     def _load_current(
         self, coll: str, ids: Iterable[str], batch_id: int, new: Iterable[str] = ()

@@ -177,13 +177,16 @@ def per_key(day_deltas: Mapping[str, Mapping[DimKey, Sums]]) -> dict[DimKey, dic
 
 def merge_series(
     base: Mapping[str, Any] | None,
-    run_id: str,
+    doc_id: str,
     windows: Mapping[str, Mapping[str, Any]],
     batch_id: int,
 ) -> dict[str, Any]:
-    """A run's ``series`` after ``batch_id``: its windows (by window key), the ones this batch
-    changed replaced by their new versions, in time order (the run page's charts)."""
+    """A run's ``series`` document of one UTC day (``doc_id`` = ``versions.series_id``) after
+    ``batch_id``: its windows (by window key), the ones this batch changed replaced by their
+    new versions, in time order (the run page's charts)."""
     merged = {w["key"]: dict(w) for w in (base or {}).get("windows") or []}
     merged.update({k: {"key": k, **w} for k, w in windows.items()})
     ordered = sorted(merged.values(), key=lambda w: (w["window_start_s"], w["host"]))
-    return {"_id": run_id, "run_id": run_id, "batch_id": batch_id, "windows": ordered}
+    run_id, _, day = doc_id.rpartition("|")
+    return {"_id": doc_id, "run_id": run_id, "day": day, "batch_id": batch_id,
+            "windows": ordered}  # fmt: skip

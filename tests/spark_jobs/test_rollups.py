@@ -3,10 +3,12 @@ a run counted once, index entries moved with their run, series windows replaced 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from carbonpipe.core.versions import series_days, series_id
 from spark_jobs import rollups
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -54,7 +56,20 @@ def test_index_entries_move_with_their_run_and_series_windows_are_replaced_by_ke
     assert hour["runs"] == [{k: run[k] for k in rollups.INDEX_FIELDS}]  # identity, no totals
     assert rollups.merge_index(hour, "2026-01-01T05", {"a": None}, 2)["runs"] == []
     w = {"window_start_s": T0, "host": "h", "energy_kwh": 1.0}
-    s1 = rollups.merge_series(None, "a", {"k1": w, "k0": {**w, "window_start_s": T0 - 60}}, 1)
-    s2 = rollups.merge_series(s1, "a", {"k1": {**w, "energy_kwh": 2.0}}, 2)
+    sid = series_id("a|b", T0)  # a run id may hold the separator
+    s1 = rollups.merge_series(None, sid, {"k1": w, "k0": {**w, "window_start_s": T0 - 60}}, 1)
+    s2 = rollups.merge_series(s1, sid, {"k1": {**w, "energy_kwh": 2.0}}, 2)
     assert [x["key"] for x in s2["windows"]] == ["k0", "k1"]
     assert s2["windows"][1]["energy_kwh"] == 2.0 and s2["batch_id"] == 2
+    assert (s2["_id"], s2["run_id"], s2["day"]) == (sid, "a|b", rollups.day_of(T0))
+
+
+def test_a_runs_series_is_one_document_per_utc_day_of_its_windows() -> None:
+    t = datetime(2026, 3, 1, 23, 59, 30, tzinfo=timezone.utc)
+    assert series_id("r", t.timestamp()) == "r|2026-03-01"
+    assert series_id("r", t.timestamp() + 30) == "r|2026-03-02"
+    # from the day before the start (a window may start before the first event) to the end
+    assert series_days("r", t, t + timedelta(days=2)) == [
+        "r|2026-02-28", "r|2026-03-01", "r|2026-03-02", "r|2026-03-03"]
+    naive = datetime(2026, 3, 1, 12)  # as a driver without tz_aware returns it: UTC
+    assert series_days("r", naive, naive) == ["r|2026-02-28", "r|2026-03-01"]
