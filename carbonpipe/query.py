@@ -15,7 +15,8 @@ from carbonpipe.core.errors import UserError
 from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.core.versions import DAYS, RUN_INDEX, RUNS, SERIES, TOTALS, run_fields
 
-__all__ = ["RunFilter", "fetch_days", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
+__all__ = ["RunFilter", "fetch_days", "fetch_pipeline", "fetch_run", "fetch_runs", "fetch_totals",
+           "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -178,6 +179,15 @@ def fetch_stats(settings: Settings) -> dict[str, int]:
 
     docs = newest(_db(settings)["stats"].find())
     return dict(docs[0]["counts"]) if docs else {}
+
+
+def fetch_pipeline(settings: Settings) -> dict[str, Any]:
+    """The newest pipeline stats document: ``counts`` (all time, per outcome), ``last_batch``
+    and the ``recent`` batches (time, duration, events, Kafka lag; bounded by the job)."""
+    from carbonpipe.core.versions import newest
+
+    docs = newest(_db(settings)["stats"].find())
+    return docs[0] if docs else {}
 
 
 def print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:

@@ -119,6 +119,7 @@ class BatchProcessor:
             "zone string, fb_g_per_kwh double, fb_source string",
         )
         self.query_id: str | None = None
+        self.query: Any = None  # the running query, for its progress (``kafka_lag``)
         self.last_stats: dict[str, Any] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=100)  # bounded: runs for months
 
@@ -278,7 +279,9 @@ class BatchProcessor:
         newest_by_host: dict[str, float] = {}
         for r in rows:
             newest_by_host[r["host"]] = max(newest_by_host.get(r["host"], 0), r["last_ts_s"])
-        n_windows = self.store.write_batch(batch_id, rows, counts, extras)
+        progress = {"at": datetime.now(timezone.utc), "seconds": round(time.perf_counter() - t0, 3),
+                    "events": int(m["n"]), "kafka_lag": self.kafka_lag()}
+        n_windows = self.store.write_batch(batch_id, rows, counts, extras, progress)
         lap("mongo")
         self._fault("after_mongo")
         self.state.write(prior.advanced(batch_id, newest_by_host, self.query_id))
@@ -293,6 +296,30 @@ class BatchProcessor:
         }
         self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
+
+    def kafka_lag(self) -> int | None:
+        """Records behind the log's end when the previous batch was planned (Spark's progress:
+        ``latestOffset`` - ``endOffset`` per partition); None before the first progress."""
+        try:
+            progress = self.query.lastProgress if self.query is not None else None
+        except Exception:  # a figure for the health page: never the batch's failure
+            log.warning("kafka lag: no progress from the query", exc_info=True)
+            return None
+        if not progress:
+            return None
+        lag = 0
+        for src in progress.get("sources") or []:
+            end, latest = src.get("endOffset"), src.get("latestOffset")
+            if isinstance(end, str):
+                end = json.loads(end)
+            if isinstance(latest, str):
+                latest = json.loads(latest)
+            if not isinstance(end, dict) or not isinstance(latest, dict):
+                return None
+            for topic, parts in latest.items():
+                for part, off in parts.items():
+                    lag += max(0, int(off) - int((end.get(topic) or {}).get(part, off)))
+        return lag
 
     def _fault(self, point: str) -> None:
         fault(self.settings, point)
@@ -530,6 +557,7 @@ def start(
         writer = writer.trigger(processingTime=f"{settings.trigger_s} seconds")
     query = writer.queryName("carbonpipe_stream").start()
     processor.query_id = str(query.id)
+    processor.query = query
     return query
 
 

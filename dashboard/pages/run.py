@@ -1,0 +1,108 @@
+"""One run (deep link ``?run=ID``): power per device, intensity, cumulative CO2e, epochs,
+provenance, what was not counted, equivalents when available, and a scheduled run's
+decision."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from carbonpipe.core.config import Settings
+from carbonpipe.query import fetch_run, fetch_windows
+from dashboard import run_data as rd
+from dashboard.auth import visible_runs
+from dashboard.data import decision_log, run_summary, scheduled_summary
+from dashboard.pages import utc
+from dashboard.safe import hot_store_down
+
+EQUIVALENTS = "carbonpipe.reporting.equivalents"  # the reporting helper's module (issue 13)
+
+
+def render(settings: Settings, viewer: str | None) -> None:
+    st.header("Run")
+    run_id = st.query_params.get("run") or ""
+    picked = st.text_input("run id", value=run_id, key="run_id_input")
+    if picked and picked != run_id:
+        st.query_params["run"] = picked
+        run_id = picked
+    if not run_id:
+        st.info("Open a run from the Runs page, or type its id.")
+        return
+    try:
+        doc = fetch_run(settings, run_id)
+        if doc is not None and not visible_runs(viewer, [doc], settings.dashboard_scope):
+            doc = None  # another user's run in own scope: as if it did not exist
+        windows = fetch_windows(settings, run_id) if doc is not None else []
+    except Exception as exc:
+        hot_store_down(st, exc)
+        return
+    if doc is None:
+        st.warning("No such run (or not yours).")
+        return
+    st.markdown(run_summary(doc))
+    st.text(f"started {utc(doc.get('start'))} · ended {utc(doc.get('end'))} · "
+            f"{doc.get('duration_s') or 0:.0f} s")
+    _charts(windows)
+    _epochs(windows)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Provenance")
+        st.dataframe(pd.DataFrame(rd.provenance(doc)), hide_index=True, use_container_width=True)
+    with right:
+        st.subheader("Delivery")
+        st.dataframe(pd.DataFrame([rd.delivery(doc)]), hide_index=True)
+    _equivalents(doc)
+    if doc.get("predicted_energy_kwh") is not None:
+        st.text(f"Predicted by the collector: {doc['predicted_energy_kwh']:.4g} kWh / "
+                f"{doc.get('predicted_co2_g') or 0:.4g} gCO₂e for {doc.get('predicted_epochs')} "
+                f"epochs ({doc.get('predicted_kwh_per_epoch') or 0:.4g} kWh/epoch)")
+    log = decision_log(settings, doc.get("schedule_decision_id"))
+    if log:
+        st.subheader("Scheduling decision")
+        st.markdown(scheduled_summary(log, doc.get("co2_g") or 0.0))
+
+
+def _charts(windows: list[dict[str, Any]]) -> None:
+    if not windows:
+        st.caption("No windows yet.")
+        return
+    st.subheader("Power per device")
+    power = pd.DataFrame(rd.device_power(windows)).set_index("window_start")
+    st.area_chart(power, y_label="mean power (W)", stack=True)
+    a, b = st.columns(2)
+    ic = pd.DataFrame(rd.intensity_and_cumulative(windows)).set_index("window_start")
+    a.subheader("Grid intensity charged")
+    a.line_chart(ic[["intensity (g/kWh)"]], y_label="gCO₂e/kWh")
+    b.subheader("Cumulative CO₂e")
+    b.line_chart(ic[["cumulative gCO₂e"]], y_label="gCO₂e")
+
+
+def _epochs(windows: list[dict[str, Any]]) -> None:
+    rows = rd.per_epoch(windows)
+    st.subheader("Per epoch")
+    if not rows:
+        st.caption("The run reported no epochs (framework callbacks: see collector/progress.py).")
+        return
+    st.caption("A window that spans an epoch boundary is split evenly over the epochs it "
+               f"touches (windows are {windows[0].get('window_s')} s).")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _equivalents(doc: dict[str, Any]) -> None:
+    """The reporting module's everyday equivalents, when this build has it."""
+    try:
+        eq = importlib.import_module(EQUIVALENTS)
+    except ImportError:
+        return
+    fn = getattr(eq, "equivalents", None)
+    if fn is None:
+        return
+    try:
+        rows = fn(float(doc.get("co2_g") or 0.0))
+    except Exception:  # its contract may differ: the section is optional
+        return
+    st.subheader("Equivalents")
+    st.dataframe(pd.DataFrame(rows if isinstance(rows, list) else [rows]), hide_index=True)
