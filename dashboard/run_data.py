@@ -32,6 +32,13 @@ def device_power(windows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [acc[k] for k in sorted(acc)]
 
 
+def mean_power(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The mean of ``device_power``'s rows per device (W over the run's windows)."""
+    n = len(rows)
+    return {label: (sum(r[label] for r in rows) / n if n else 0.0)
+            for label in DEVICE_POWER.values()}  # fmt: skip
+
+
 def intensity_and_cumulative(windows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per window start: the intensity charged (energy-weighted over hosts) and the run's
     cumulative gCO2e so far."""

@@ -16,7 +16,7 @@ from dashboard import run_data as rd
 from dashboard.auth import visible_runs
 from dashboard.data import decision_log, run_summary, scheduled_summary
 from dashboard.pages import utc
-from dashboard.safe import hot_store_down
+from dashboard.safe import hot_store_down, text_table
 
 EQUIVALENTS = "carbonpipe.reporting.equivalents"  # the reporting helper's module (issue 13)
 
@@ -70,8 +70,11 @@ def _charts(windows: list[dict[str, Any]]) -> None:
         st.caption("No windows yet.")
         return
     st.subheader("Power per device")
-    power = pd.DataFrame(rd.device_power(windows)).set_index("window_start")
-    st.area_chart(power, y_label="mean power (W)", stack=True)
+    rows = rd.device_power(windows)
+    st.area_chart(pd.DataFrame(rows).set_index("window_start"), y_label="mean power (W)",
+                  stack=True)  # fmt: skip
+    st.text("mean power per device over the run: " + ", ".join(
+        f"{label.removesuffix(' (W)')} {w:.1f} W" for label, w in rd.mean_power(rows).items()))
     a, b = st.columns(2)
     ic = pd.DataFrame(rd.intensity_and_cumulative(windows)).set_index("window_start")
     a.subheader("Grid intensity charged")
@@ -88,7 +91,10 @@ def _epochs(windows: list[dict[str, Any]]) -> None:
         return
     st.caption("A window that spans an epoch boundary is split evenly over the epochs it "
                f"touches (windows are {windows[0].get('window_s')} s).")
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.table(pd.DataFrame(text_table([
+        {"epoch": str(r["epoch"]), "energy (kWh)": f"{r['energy_kwh']:.6f}",
+         "CO₂e (g)": f"{r['co2_g']:.4f}", "last step": str(r["last_step"] or "-"),
+         "windows": str(r["windows"])} for r in rows])))  # fmt: skip
 
 
 def _equivalents(doc: dict[str, Any]) -> None:

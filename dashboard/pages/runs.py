@@ -14,7 +14,7 @@ from dashboard.auth import visible_runs
 from dashboard.data import runs_table
 from dashboard.pages import own_scope, run_link
 from dashboard.run_data import MAX_COMPARE, compare_table
-from dashboard.safe import hot_store_down
+from dashboard.safe import hot_store_down, md, text_table
 
 PAGE_SIZES = (25, 50, 100)
 SPANS = {"last 7 days": 7, "last 30 days": 30, "last 365 days": 365}
@@ -78,4 +78,5 @@ def _compare(settings: Settings, viewer: str | None, on_page: list[str]) -> None
         hot_store_down(st, exc)
         return
     docs = [dict(d) for d in visible_runs(viewer, docs, settings.dashboard_scope)]
-    st.dataframe(pd.DataFrame(compare_table(docs)), hide_index=True, use_container_width=True)
+    # a table, not a grid: every figure of every run readable at once (and by the tests)
+    st.table(pd.DataFrame(text_table(compare_table(docs))).set_index(md("figure")))
