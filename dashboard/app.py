@@ -65,6 +65,6 @@ PAGES = {
                       url_path="health", icon="🩺"),
 }  # fmt: skip
 page = st.navigation(list(PAGES.values()))
-if page is PAGES["overview"] and st.query_params.get("run"):
-    page = PAGES["run"]  # the deep link ``/?run=ID`` opens the run's page
+if page is PAGES["overview"] and st.query_params.get("run"):  # the deep link ``/?run=ID``
+    st.switch_page(PAGES["run"], query_params={"run": st.query_params["run"]})
 page.run()

@@ -15,9 +15,12 @@ OUTCOMES = ("valid", "duplicate")  # the rest of the counts are dead-letter reas
 
 
 def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
-    """Valid, duplicates dropped, then each dead-letter reason (``late`` among them)."""
-    rows = [{"outcome": "valid (counted)", "events": int(counts.get("valid", 0))},
-            {"outcome": "duplicate (dropped)", "events": int(counts.get("duplicate", 0))}]
+    """Valid (duplicates among them), duplicates dropped, then each dead-letter reason
+    (``late`` among them): ``valid`` - ``duplicate`` events were counted."""
+    valid, dup = int(counts.get("valid", 0)), int(counts.get("duplicate", 0))
+    rows = [{"outcome": "valid", "events": valid},
+            {"outcome": "of which duplicates (dropped)", "events": dup},
+            {"outcome": "counted", "events": valid - dup}]
     rows += [{"outcome": f"dead letter: {k}", "events": int(v)}
              for k, v in sorted(counts.items()) if k not in OUTCOMES]  # fmt: skip
     return rows

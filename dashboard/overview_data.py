@@ -152,6 +152,11 @@ def _of(e: Entry, dim: str) -> str | None:
     return e.value if e.dim == dim else None
 
 
+def column(dim: str) -> str:
+    """The column a group of ``dim`` is shown under (``tag:project`` -> ``project``)."""
+    return dim[4:] if dim.startswith("tag:") else dim
+
+
 def per_day(entries: Iterable[Entry], by: str, figure: str = "co2_g") -> list[dict[str, Any]]:
     """``figure`` per day and group of ``by`` (long form: day, group, value), by day."""
     acc: dict[tuple[str, str], float] = {}
@@ -159,7 +164,7 @@ def per_day(entries: Iterable[Entry], by: str, figure: str = "co2_g") -> list[di
         g = _of(e, by)
         if g is not None:
             acc[(e.day, g)] = acc.get((e.day, g), 0.0) + e.sums.get(figure, 0.0)
-    return [{"day": d, by: g, figure: v} for (d, g), v in sorted(acc.items())]
+    return [{"day": d, column(by): g, figure: v} for (d, g), v in sorted(acc.items())]
 
 
 def top(entries: Iterable[Entry], by: str, n: int = 10, figure: str = "co2_g"
@@ -174,7 +179,7 @@ def top(entries: Iterable[Entry], by: str, n: int = 10, figure: str = "co2_g"
         for k in cur:
             cur[k] += e.sums.get(k, 0.0)
     order = sorted(acc, key=lambda g: (-acc[g].get(figure, 0.0), g))[:n]
-    return [{by: g, "runs": int(acc[g]["runs"]), "energy_kwh": acc[g]["energy_kwh"],
+    return [{column(by): g, "runs": int(acc[g]["runs"]), "energy_kwh": acc[g]["energy_kwh"],
              "co2_g": acc[g]["co2_g"]} for g in order]  # fmt: skip
 
 
@@ -196,4 +201,10 @@ def options(totals_rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     for r in totals_rows:
         if r.get("dim") in out:
             out[str(r["dim"])].append(str(r["value"]))
-    return {d: sorted(v) for d, v in out.items()}
+    return {d: sorted(set(v)) for d, v in out.items()}
+
+
+def options_from_runs(runs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Filter choices from runs (own scope: the all-time totals would name other users'
+    models, tags, zones and hosts)."""
+    return options([{"dim": d, "value": v} for r in runs for d, v in run_dims(r)])

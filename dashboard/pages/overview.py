@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import Settings
-from carbonpipe.query import fetch_days, fetch_runs, fetch_totals
+from carbonpipe.query import RunFilter, fetch_days, fetch_runs, fetch_totals
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
 from dashboard.pages import own_scope
@@ -61,7 +61,12 @@ def _entries(settings: Settings, viewer: str | None, period: od.Period, f: od.Fi
 def render(settings: Settings, viewer: str | None) -> None:
     st.header("Overview")
     try:
-        opts = od.options([r for d in od.DIMS for r in fetch_totals(settings, d)])
+        if own_scope(settings):  # choices from the viewer's own runs only
+            mine = fetch_runs(settings, where=RunFilter(user=viewer or "\0"),
+                              limit=od.MAX_FILTERED_RUNS)  # fmt: skip
+            opts = od.options_from_runs(visible_runs(viewer, mine, settings.dashboard_scope))
+        else:
+            opts = od.options([r for d in od.DIMS for r in fetch_totals(settings, d)])
     except Exception as exc:
         hot_store_down(st, exc)
         return
@@ -114,7 +119,7 @@ def _figures(cur: list[od.Entry], prev: list[od.Entry]) -> None:
                       key="ov_by")  # fmt: skip
     rows = od.per_day(cur, str(by))
     if rows:
-        df = pd.DataFrame(rows).pivot_table(index="day", columns=str(by), values="co2_g",
+        df = pd.DataFrame(rows).pivot_table(index="day", columns=od.column(str(by)), values="co2_g",
                                             aggfunc="sum", fill_value=0.0)  # fmt: skip
         st.bar_chart(df, y_label="gCO₂e per day", stack=True)
 
