@@ -54,15 +54,17 @@ def _page(render: Callable[[Any, str | None], None], what: str) -> Callable[[], 
 
 PAGES = {
     "overview": st.Page(_page(overview.render, "the overview"), title="Overview",
-                        url_path="overview", default=True, icon="📊"),
-    "runs": st.Page(_page(runs.render, "the runs"), title="Runs", url_path="runs", icon="🏃"),
-    "run": st.Page(_page(run.render, "the run page"), title="Run", url_path="run", icon="🔎"),
+                        url_path="overview", default=True, icon=":material/dashboard:"),
+    "runs": st.Page(_page(runs.render, "the runs"), title="Runs", url_path="runs",
+                    icon=":material/list:"),
+    "run": st.Page(_page(run.render, "the run page"), title="Run", url_path="run",
+                   icon=":material/search:"),
     "budgets": st.Page(_page(_budgets, "the budgets"), title="Budgets", url_path="budgets",
-                       icon="🎯"),
+                       icon=":material/savings:"),
     "grid": st.Page(_page(grid.render, "the grid page"), title="Grid & scheduling",
-                    url_path="grid", icon="⚡"),
+                    url_path="grid", icon=":material/bolt:"),
     "health": st.Page(_page(health.render, "the health page"), title="Pipeline health",
-                      url_path="health", icon="🩺"),
+                      url_path="health", icon=":material/monitor_heart:"),
 }  # fmt: skip
 page = st.navigation(list(PAGES.values()))
 if page is PAGES["overview"] and st.query_params.get("run"):  # the deep link ``/?run=ID``

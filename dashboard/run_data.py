@@ -111,7 +111,7 @@ COMPARE_FIELDS = {
     "energy_kwh": "energy (kWh)", "co2_g": "CO₂e (g)",
     "mean_intensity_g_per_kwh": "mean intensity (g/kWh)", "cpu_kwh": "CPU (kWh)",
     "gpu_kwh": "GPU (kWh)", "ram_kwh": "RAM (kWh)", "method": "method",
-    "last_epoch": "epochs reached", "n_events": "events",
+    "last_epoch": "last epoch (from 0)", "n_events": "events",
 }  # fmt: skip
 MAX_COMPARE = 5
 

@@ -14,7 +14,7 @@ from carbonpipe.query import RunFilter, fetch_days, fetch_runs, fetch_totals
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
 from dashboard.pages import own_scope
-from dashboard.safe import hot_store_down
+from dashboard.safe import hot_store_down, text_table
 
 
 def _controls(settings: Settings, viewer: str | None, opts: dict[str, list[str]]
@@ -128,10 +128,20 @@ def _figures(cur: list[od.Entry], prev: list[od.Entry]) -> None:
     cols = st.columns(len(groups))
     for col, (dim, title) in zip(cols, groups, strict=True):
         col.subheader(title)
-        col.dataframe(pd.DataFrame(od.top(cur, dim)), hide_index=True)
+        _table(col, od.top(cur, dim))
     st.subheader("Emissions per zone")
     zones = od.top(cur, "zone", n=50)
     if zones:
         st.bar_chart(pd.DataFrame(zones).set_index("zone")[["co2_g"]], y_label="gCO₂e",
                      horizontal=True)
-        st.dataframe(pd.DataFrame(zones), hide_index=True)
+        _table(st, zones)
+
+
+def _table(where: Any, rows: list[dict[str, Any]]) -> None:
+    """A short ranked list as a plain table (names as text, figures formatted)."""
+    if not rows:
+        where.caption("none")
+        return
+    shown = [{k: (f"{v:.6f}" if k == "energy_kwh" else f"{v:.3f}" if k == "co2_g" else v)
+              for k, v in r.items()} for r in rows]  # fmt: skip
+    where.table(pd.DataFrame(text_table(shown)))

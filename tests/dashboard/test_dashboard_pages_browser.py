@@ -263,7 +263,8 @@ def test_run_page_shows_power_per_device_and_epochs(browser_page: tuple[Any, str
     text = power.inner_text()
     for dev, joules in J.items():  # 6 events of 10 s in a 60 s window: energy / 60 s
         assert f"{dev.upper()} {joules * r.scale / 10:.1f} W" in text, text
-    assert page.get_by_test_id("stVegaLiteChart").count() >= 3  # power, intensity, cumulative
+    charts = page.get_by_test_id("stVegaLiteChart")
+    charts.nth(2).wait_for(timeout=30_000)  # power, intensity, cumulative
     epochs = page.get_by_test_id("stTable").first.inner_text()
     per_epoch_kwh = r.kwh() / 2
     assert epochs.count(f"{per_epoch_kwh:.6f}") == 2, epochs
