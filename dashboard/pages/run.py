@@ -50,10 +50,11 @@ def render(settings: Settings, viewer: str | None) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Provenance")
-        st.dataframe(pd.DataFrame(rd.provenance(doc)), hide_index=True, use_container_width=True)
+        st.table(pd.DataFrame(text_table(rd.provenance(doc))))
     with right:
         st.subheader("Delivery")
-        st.dataframe(pd.DataFrame([rd.delivery(doc)]), hide_index=True)
+        st.table(pd.DataFrame(text_table([{"what": k, "events": v}
+                                           for k, v in rd.delivery(doc).items()])))
     _equivalents(doc)
     if doc.get("predicted_energy_kwh") is not None:
         st.text(f"Predicted by the collector: {doc['predicted_energy_kwh']:.4g} kWh / "

@@ -253,9 +253,13 @@ def test_runs_page_lists_the_runs_and_compares_two(browser_page: tuple[Any, str]
     shot(page, "compare")
 
 
-def test_run_page_shows_power_per_device_and_epochs(browser_page: tuple[Any, str]) -> None:
+def test_run_page_shows_power_per_device_and_epochs(
+    browser_page: tuple[Any, str], store: Settings
+) -> None:
     page, url = browser_page
     r = RUNS[1]
+    doc = fetch_run(store, r.run_id)
+    assert doc is not None
     page.goto(url + f"?run={r.run_id}")  # the deep link
     page.get_by_text(f"{r.run_id} ({r.user}, {r.model})").wait_for(timeout=60_000)
     power = page.get_by_text("mean power per device").first
@@ -270,7 +274,8 @@ def test_run_page_shows_power_per_device_and_epochs(browser_page: tuple[Any, str
     assert epochs.count(f"{per_epoch_kwh:.6f}") == 2, epochs
     assert f"{per_epoch_kwh * g_per_kwh(r):.4f}" in epochs
     body = page.inner_text("body")
-    assert "duplicates dropped" in body and "providers" in body
+    providers = ", ".join(doc["intensity_providers"])
+    assert "duplicates dropped" in body and f"providers {providers}" in body, body
     shot(page, "run")
 
 
