@@ -15,7 +15,7 @@ from dashboard.advice import render as scheduling_advice
 from dashboard.auth import visible_runs
 from dashboard.data import decision_log
 from dashboard.pages import own_scope
-from dashboard.safe import guarded, hot_store_down
+from dashboard.safe import guarded, hot_store_down, text_table
 
 SCHEDULED_SPAN = timedelta(days=30)  # scheduled runs looked at for realised savings
 SCHEDULED_READ = 500  # runs of that span read at most
@@ -47,13 +47,13 @@ def render(settings: Settings, viewer: str | None) -> None:
             "provider": None if cur is None else cur.get("provider"),
             "kind": None if cur is None else cur.get("kind"),
             "forecast ahead (h)": None if fc is None else round(fc.horizon_s() / 3600, 1),
-            "greenest start (UTC)": None if plan is None else plan.start,
+            "greenest start (UTC)": None if plan is None else f"{plan.start:%Y-%m-%d %H:%M}",
             "its mean (g/kWh)": None if plan is None else round(plan.g_per_kwh, 1),
             "vs start now (%)": None if plan is None else round(-plan.reduction_pct, 1),
         })
     if out:
         st.subheader("Now and the greenest window per zone")
-        st.dataframe(pd.DataFrame(out), hide_index=True, use_container_width=True)
+        st.table(pd.DataFrame(text_table(out)))
         st.caption("Greenest window: the scheduler's best_window policy over the intensity the "
                    "streaming job holds (forecast where the feed gave one; a replayed trace is "
                    "marked by its provider). The provider and kind say what each figure is.")

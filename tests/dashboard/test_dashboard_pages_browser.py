@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from carbonpipe.core.config import REPO_ROOT, Settings
+from carbonpipe.core.contracts import intensity_key
 from carbonpipe.core.timeutil import utc_iso
 from carbonpipe.query import fetch_pipeline, fetch_run
 from carbonpipe.services import stack
@@ -85,6 +86,23 @@ RUNS = (
 )
 
 
+FEED_ZONE = "NO"  # a zone no run is in: its intensity changes no run's figures
+HOUR = NOW.replace(minute=0)
+GREEN_HOURS = (5, 6)  # hours after the current one with a low forecast: the greenest 2 h
+
+
+def feed() -> list[tuple[str, dict[str, Any]]]:
+    """Hourly intensity of FEED_ZONE from the hour before to a day ahead."""
+    out = []
+    for k in range(-1, 25):
+        start = HOUR + timedelta(hours=k)
+        out.append((intensity_key(FEED_ZONE, start), {
+            "zone": FEED_ZONE, "start": utc_iso(start), "end": utc_iso(start + timedelta(hours=1)),
+            "carbon_intensity_g_per_kwh": 50.0 if k in GREEN_HOURS else 300.0,
+            "provider": "test-feed", "kind": "forecast" if k > 0 else "actual"}))
+    return out
+
+
 def g_per_kwh(run: Run) -> float:
     if run.reported_g_per_kwh is not None:
         return run.reported_g_per_kwh
@@ -111,6 +129,7 @@ def store(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     s = job_settings(s, tmp)
     events = [e for r in RUNS for e in r.events()]
     bad = {**events[0], "seq": 99, "cpu_energy_j": -1.0}  # negative energy: dead-lettered
+    produce(s, s.intensity_topic, feed())
     produce(s, s.metrics_topic, [(e["run_id"], e) for e in [*events, *events[:3], bad]])
     job = StreamJob(s, tmp / "job.log")
     try:
@@ -291,6 +310,11 @@ def test_grid_health_and_budgets_pages_load(browser_page: tuple[Any, str]) -> No
     page.goto(url + "grid")
     page.get_by_role("heading", name="Grid & scheduling").wait_for(timeout=60_000)
     page.get_by_text("Realised savings of scheduled runs").wait_for()
+    grid = page.get_by_test_id("stTable").first
+    grid.wait_for(timeout=30_000)
+    text = grid.inner_text()  # the scheduler's best 2 h window over the feed's forecast
+    green = HOUR + timedelta(hours=GREEN_HOURS[0])
+    assert FEED_ZONE in text and f"{green:%Y-%m-%d %H:%M}" in text and "test-feed" in text, text
     shot(page, "grid")
     page.goto(url + "budgets")
     page.get_by_role("heading", name="Budgets").wait_for(timeout=60_000)
