@@ -15,8 +15,8 @@ from carbonpipe.core.errors import UserError
 from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.core.versions import DAYS, RUN_INDEX, RUNS, SERIES, TOTALS, run_fields
 
-__all__ = ["RunFilter", "fetch_days", "fetch_pipeline", "fetch_run", "fetch_runs", "fetch_totals",
-           "run_fields"]
+__all__ = ["RunFilter", "fetch_day", "fetch_days", "fetch_pipeline", "fetch_run", "fetch_runs",
+           "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -157,6 +157,12 @@ def fetch_days(
         if doc:
             out.append(doc)
     return out
+
+
+def fetch_day(settings: Settings, day: str) -> dict[str, Any] | None:
+    """One UTC day's bucket (``YYYY-MM-DD``) by ``_id``, None for a day without figures."""
+    doc: dict[str, Any] | None = _db(settings)[DAYS].find_one({"_id": day})
+    return doc
 
 
 def fetch_windows(settings: Settings, run_id: str) -> list[dict[str, Any]]:

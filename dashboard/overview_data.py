@@ -54,6 +54,20 @@ def period_for(choice: str, now: datetime, custom: tuple[date, date] | None = No
     return Period(now - RANGES[choice], now)
 
 
+def day_ids(period: Period) -> list[str]:
+    """The UTC days ``period`` touches (``YYYY-MM-DD``), oldest first."""
+    first = period.since.astimezone(timezone.utc).date()
+    last = (period.until - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def settled(day: str, now: datetime, lateness_s: float) -> bool:
+    """A day no event can still reach (it ended more than the job's lateness ago, plus an
+    hour): its bucket no longer changes and may be cached."""
+    end = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1)
+    return end + timedelta(seconds=lateness_s, hours=1) < now
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the viewer narrowed the page to (``tag`` as ``k=v``); empty strings are unset."""

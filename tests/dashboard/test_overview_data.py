@@ -88,3 +88,13 @@ def test_own_scope_choices_come_from_the_viewers_runs_only() -> None:
     assert opts["user"] == ["alice"] and opts["model"] == ["bert", "vit"]
     assert opts["zone"] == ["FR", "GB"] and "DE" not in opts["zone"]
     assert opts["tag"] == ["project=nlp", "project=vision"]
+
+
+def test_days_of_a_period_and_which_are_settled() -> None:
+    p = od.Period(datetime(2026, 11, 29, 23, tzinfo=timezone.utc), NOW)
+    assert od.day_ids(p) == ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
+    assert od.day_ids(od.period_for(od.CUSTOM, NOW, (date(2026, 1, 1), date(2026, 1, 1)))) == [
+        "2026-01-01"]
+    week = 7 * 86_400.0
+    assert od.settled("2026-11-20", NOW, week)  # ended 11 days ago: no event can reach it
+    assert not od.settled("2026-11-25", NOW, week)  # ended 6.5 days ago: late events still can
