@@ -23,7 +23,8 @@ from carbonpipe.core.versions import (
     series_days,
 )
 
-__all__ = ["RunFilter", "fetch_days", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
+__all__ = ["RunFilter", "fetch_day", "fetch_days", "fetch_pipeline", "fetch_run", "fetch_runs",
+           "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -166,6 +167,12 @@ def fetch_days(
     return out
 
 
+def fetch_day(settings: Settings, day: str) -> dict[str, Any] | None:
+    """One UTC day's bucket (``YYYY-MM-DD``) by ``_id``, None for a day without figures."""
+    doc: dict[str, Any] | None = _db(settings)[DAYS].find_one({"_id": day})
+    return doc
+
+
 def fetch_windows(
     settings: Settings, run_id: str, run: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -196,6 +203,15 @@ def fetch_stats(settings: Settings) -> dict[str, int]:
 
     docs = newest(_db(settings)["stats"].find())
     return dict(docs[0]["counts"]) if docs else {}
+
+
+def fetch_pipeline(settings: Settings) -> dict[str, Any]:
+    """The newest pipeline stats document: ``counts`` (all time, per outcome), ``last_batch``
+    and the ``recent`` batches (time, duration, events, Kafka lag; bounded by the job)."""
+    from carbonpipe.core.versions import newest
+
+    docs = newest(_db(settings)["stats"].find())
+    return docs[0] if docs else {}
 
 
 def print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:

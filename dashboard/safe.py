@@ -72,3 +72,9 @@ def guarded(what: str) -> Callable[[F], F]:
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+def text_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for ``st.table``, which renders Markdown in headers and cells: every string (run
+    ids as column names too) becomes a code span (``md``); numbers stay numbers."""
+    return [{md(k): md(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]

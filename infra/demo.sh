@@ -21,26 +21,31 @@ from carbonpipe.services.apps import wait_http
 sys.exit(0 if wait_http(f"http://127.0.0.1:{sys.argv[1]}/_stcore/health", 120) else 1)
 PY
 
-echo "[demo 3/5] a real training job (scikit-learn MLP, ~${SECONDS_TRAIN}s) under the collector, run $RUN_ID"
-$CP collect --run-id "$RUN_ID" --user demo --model mlp-sklearn --zone "$ZONE" \
+echo "[demo 3/5] two real training jobs (scikit-learn MLPs, ~${SECONDS_TRAIN}s and half that) under the collector: $RUN_ID, $RUN_ID-small"
+$CP collect --run-id "$RUN_ID" --user demo --model mlp-sklearn --zone "$ZONE" --tag project=demo \
   -- .venv/bin/python examples/train_sklearn.py --seconds "$SECONDS_TRAIN" \
   || fail "the training job or the collector failed"
+# a second, smaller run (another user, model and project) so trends and comparisons show two
+$CP collect --run-id "$RUN_ID-small" --user demo2 --model mlp-small --zone "$ZONE" \
+  --tag project=demo-small -- .venv/bin/python examples/train_sklearn.py \
+  --seconds "$((SECONDS_TRAIN / 2))" --samples 5000 \
+  || fail "the second training job or the collector failed"
 
-echo "[demo 4/5] waiting for the streaming job to write the run to MongoDB"
-.venv/bin/python - "$RUN_ID" <<'PY' || fail "the run did not reach MongoDB within 240 s (.carbonpipe/logs/stream.log)"
+echo "[demo 4/5] waiting for the streaming job to write both runs to MongoDB"
+.venv/bin/python - "$RUN_ID" "$RUN_ID-small" <<'PY' || fail "the runs did not reach MongoDB within 240 s (.carbonpipe/logs/stream.log)"
 import sys, time
 from carbonpipe.core.config import get_settings
-from carbonpipe.query import fetch_runs
-run_id, deadline = sys.argv[1], time.monotonic() + 240
+from carbonpipe.query import fetch_run
+wanted, deadline = sys.argv[1:], time.monotonic() + 240
 while time.monotonic() < deadline:
     try:
-        runs = [r for r in fetch_runs(get_settings()) if r["run_id"] == run_id]
+        runs = [fetch_run(get_settings(), run_id) for run_id in wanted]
     except Exception:
         runs = []
-    if runs and runs[0].get("ended"):
-        r = runs[0]
-        print(f"      {run_id}: {r['energy_kwh']:.6f} kWh, {r['co2_g']:.3f} gCO2e, "
-              f"{r['mean_intensity_g_per_kwh']:.0f} g/kWh mean, method {r['method']}")
+    if runs and all(r and r.get("ended") for r in runs):
+        for r in runs:
+            print(f"      {r['run_id']}: {r['energy_kwh']:.6f} kWh, {r['co2_g']:.3f} gCO2e, "
+                  f"{r['mean_intensity_g_per_kwh']:.0f} g/kWh mean, method {r['method']}")
         sys.exit(0)
     time.sleep(2)
 sys.exit(1)
@@ -50,7 +55,8 @@ echo "[demo 5/5] running in the background:"
 $CP apps status || true
 cat <<MSG
 
-  dashboard   http://localhost:$PORT
+  dashboard   http://localhost:$PORT            (Overview: both runs; Runs: the table and compare)
+  the run     http://localhost:$PORT/run?run=$RUN_ID
   runs        .venv/bin/carbonpipe runs        (add --json for scripts)
   analytics   .venv/bin/carbonpipe sql "SELECT run_id, SUM(co2_g) FROM windows GROUP BY run_id"
   logs        .carbonpipe/logs/

@@ -285,11 +285,13 @@ class HotStore:
         windows: list[dict[str, Any]],
         counts: dict[str, int],
         run_extras: Mapping[str, Mapping[str, Any]] | None = None,
+        progress: Mapping[str, Any] | None = None,
     ) -> int:
         """Merges one micro-batch's window partials into windows and runs, and its counts into
         the pipeline stats; returns the number of window versions written. ``run_extras`` per
         run: ``new_seq_ranges`` {host: ranges}, ``duplicates``, ``dead_letters`` {reason: n}
-        (a run with dead letters only gets a version too)."""
+        (a run with dead letters only gets a version too). ``progress``: the batch's time and
+        duration for the pipeline stats (``merge.merge_counts``)."""
         if self._stored_windows_until_s is None:
             self._prepare()
         by_window = {window_id(w): w for w in windows}
@@ -325,7 +327,8 @@ class HotStore:
 
         n = self._apply("windows", parts, window, batch_id)
         self._apply("runs", runs, run, batch_id)
-        self._apply("stats", {"pipeline": counts}, merge_counts, batch_id)
+        self._apply("stats", {"pipeline": counts},
+                    lambda base, c, b: merge_counts(base, c, b, progress), batch_id)
         if self.fault is not None:
             self.fault("in_mongo")  # versions written, read models not yet
         wv = self._versions["windows"]

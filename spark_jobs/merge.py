@@ -206,14 +206,25 @@ def seq_ranges(run_doc: Mapping[str, Any] | None) -> dict[str, list[tuple[int, i
     return out
 
 
+RECENT_BATCHES = 120  # per-batch records the stats keep for the health page's rates
+
+
 def merge_counts(
-    base: dict[str, Any] | None, counts: Mapping[str, int], batch_id: int
+    base: dict[str, Any] | None, counts: Mapping[str, int], batch_id: int,
+    progress: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The pipeline's counters after ``batch_id``; with ``progress`` (the batch's time, its
+    duration up to the hot-store write, Kafka lag) also ``last_batch`` and the newest
+    ``recent`` batches (bounded), from which the health page reads rates."""
     doc = {k: v for k, v in (base or {"key": "pipeline", "counts": {}}).items() if k != "_id"}
     merged = dict(doc.get("counts") or {})
     for k, v in counts.items():
         merged[k] = merged.get(k, 0) + int(v)
     doc["counts"] = merged
+    if progress is not None:
+        last = {"batch_id": batch_id, **progress, "counts": dict(counts)}
+        doc["last_batch"] = last
+        doc["recent"] = [*(doc.get("recent") or [])[-(RECENT_BATCHES - 1):], last]
     doc["batch_id"] = batch_id
     doc["_id"] = f"{doc['key']}|b{batch_id}"
     doc["updated_at"] = datetime.now(timezone.utc)

@@ -131,6 +131,7 @@ class BatchProcessor:
             "zone string, fb_g_per_kwh double, fb_source string",
         )
         self.query_id: str | None = None
+        self.query: Any = None  # the running query, for its progress (``kafka_lag``)
         self.last_stats: dict[str, Any] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=100)  # bounded: runs for months
         self._archive_off_noted = False
@@ -269,7 +270,7 @@ class BatchProcessor:
                     dead[row["reason"]] = int(row["count"])
         lap("dead_letters")
         self._fault("after_dead_letters")
-        self._commit(batch_id, rows, counts, extras, prior, timings, t0)
+        self._commit(batch_id, rows, counts, extras, prior, timings, t0, int(m["n"]))
         self.last_stats["hosts_late_before"] = len(late_before)
 
     def _commit(
@@ -281,12 +282,15 @@ class BatchProcessor:
         prior: BatchState,
         timings: dict[str, float],
         t0: float,
+        n_events: int,
     ) -> None:
         """The batch's figures -> MongoDB, then the job's state (hosts' progress)."""
         newest_by_host: dict[str, float] = {}
         for r in rows:
             newest_by_host[r["host"]] = max(newest_by_host.get(r["host"], 0), r["last_ts_s"])
-        n_windows = self.store.write_batch(batch_id, rows, counts, extras)
+        progress = {"at": datetime.now(timezone.utc), "seconds": round(time.perf_counter() - t0, 3),
+                    "events": n_events, "kafka_lag": self.kafka_lag()}
+        n_windows = self.store.write_batch(batch_id, rows, counts, extras, progress)
         timings["mongo"] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
         self._fault("after_mongo")
         self.state.write(prior.advanced(batch_id, newest_by_host, self.query_id))
@@ -367,12 +371,36 @@ class BatchProcessor:
         finally:
             enriched.unpersist()
         counts = {"valid": n, **({"duplicate": n_dup} if n_dup else {})}
-        self._commit(batch_id, rows, counts, extras, prior, timings, t0)
+        self._commit(batch_id, rows, counts, extras, prior, timings, t0, n)
 
     def _normalised_schema(self) -> Any:
         """The types of the normalised event columns (from the job's own transforms)."""
         empty = self.spark.createDataFrame([], KAFKA_ROW_DDL)
         return T.normalise(T.check(T.parse(empty), {}, None)).schema
+
+    def kafka_lag(self) -> int | None:
+        """Records behind the log's end when the previous batch was planned (Spark's progress:
+        ``latestOffset`` - ``endOffset`` per partition); None before the first progress."""
+        try:
+            progress = self.query.lastProgress if self.query is not None else None
+        except Exception:  # a figure for the health page: never the batch's failure
+            log.warning("kafka lag: no progress from the query", exc_info=True)
+            return None
+        if not progress:
+            return None
+        lag = 0
+        for src in progress.get("sources") or []:
+            end, latest = src.get("endOffset"), src.get("latestOffset")
+            if isinstance(end, str):
+                end = json.loads(end)
+            if isinstance(latest, str):
+                latest = json.loads(latest)
+            if not isinstance(end, dict) or not isinstance(latest, dict):
+                return None
+            for topic, parts in latest.items():
+                for part, off in parts.items():
+                    lag += max(0, int(off) - int((end.get(topic) or {}).get(part, off)))
+        return lag
 
     def _fault(self, point: str) -> None:
         fault(self.settings, point)
@@ -674,6 +702,7 @@ def start(
         writer = writer.trigger(processingTime=f"{settings.trigger_s} seconds")
     query = writer.queryName("carbonpipe_stream").start()
     processor.query_id = str(query.id)
+    processor.query = query
     return query
 
 

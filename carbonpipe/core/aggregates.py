@@ -104,6 +104,13 @@ AGGREGATES: tuple[Aggregate, ...] = (
               shown=False, doc="numerator of mean_cpu_utilization_pct"),
     Aggregate("max_gpu_mem_used_mb", "max(gpu_mem_used_mb)", "max", "MB", shown=False),
     Aggregate("max_ram_used_mb", "max(ram_used_mb)", "max", "MB", shown=False),
+    # The training progress the framework callbacks report (collector/progress.py): the run
+    # page splits a window's energy over the epochs it spans (dashboard.run_data.per_epoch).
+    Aggregate("first_epoch", "min(epoch)", "min", "epoch", shown=False,
+              doc="lowest epoch reported in the window (events without one: none)"),
+    Aggregate("last_epoch", "max(epoch)", "max", "epoch",
+              doc="highest epoch reported (for a run: the epochs reached)"),
+    Aggregate("last_step", "max(step)", "max", "step", doc="highest step reported"),
     Aggregate("ended", "max(CASE WHEN event_type = 'end' THEN 1 ELSE 0 END)", "max", "flag",
               doc="1 once the collector sent the run's end event"),
     *(Aggregate(name, _latest(name), "last", unit, doc=doc) for name, unit, doc in (

@@ -26,7 +26,8 @@ RUN_INDEX, RUN_VERSIONS = "run_index", "run_versions"
 # What a run's ``series`` document keeps of each of its windows (its page's charts).
 SERIES_FIELDS = ("window_start", "window_start_s", "window_s", "host", "zone", "energy_kwh",
                  "cpu_kwh", "gpu_kwh", "ram_kwh", "co2_g", "mean_power_w",
-                 "mean_intensity_g_per_kwh", "n_events", "method")  # fmt: skip
+                 "mean_intensity_g_per_kwh", "n_events", "method", "first_epoch", "last_epoch",
+                 "last_step")  # fmt: skip
 
 RUN_IDENTITY = ("run_id", "user_id", "model_name", "start", "end", "duration_s")
 RUN_PROVENANCE = ("hosts", "zones", "intensity_providers", "schedule_decision_id",

@@ -88,6 +88,11 @@ def test_login_gate_and_ids_rendered_as_text(login_dashboard: str) -> None:
         page.get_by_role("textbox", name="user").fill("dora")
         page.get_by_role("textbox", name="password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
+        # in-app navigation keeps the signed-in session: the run page, the id typed in
+        page.get_by_test_id("stSidebarNav").get_by_text("Run", exact=True).click()
+        box = page.get_by_role("textbox", name="run id")
+        box.fill(EVIL_ID)
+        box.press("Enter")
         summary = page.get_by_text("(dora, vit-tiny)")
         summary.wait_for(timeout=60_000)
         assert EVIL_ID in summary.inner_text()  # shown literally, as text

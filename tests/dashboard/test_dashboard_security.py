@@ -47,6 +47,17 @@ def test_ids_are_escaped_so_no_link_image_or_directive_renders() -> None:
     assert "\n" not in text
 
 
+def test_text_tables_escape_headers_and_cells() -> None:
+    """``st.table`` renders Markdown: the compare view's run ids are its column names."""
+    from dashboard.run_data import compare_table
+    from dashboard.safe import text_table
+
+    rows = text_table(compare_table([{"run_id": EVIL, "user_id": EVIL, "energy_kwh": 1.0}]))
+    assert all(md(EVIL) in r and EVIL not in r for r in rows)  # the header: escaped
+    assert rows[0][md(EVIL)] == md(EVIL)  # the user cell: a code span too
+    assert text_table([{"n": 1.5}]) == [{"`n`": 1.5}]  # numbers stay numbers
+
+
 def test_scheduled_summary_escapes_policy_and_zone() -> None:
     plan = {"policy": EVIL, "zone": "![z](https://e/x.png)", "expected_g_per_kwh": 100.0,
             "now_g_per_kwh": 200.0, "reduction_pct": 50.0}  # fmt: skip

@@ -68,6 +68,20 @@ def test_counts_accumulate() -> None:
     assert d2["counts"] == {"valid": 7, "not_json": 1} and d2["_id"] == "pipeline|b1"
 
 
+def test_counts_keep_the_last_batch_and_a_bounded_recent_list() -> None:
+    from spark_jobs.merge import RECENT_BATCHES
+
+    d = merge_counts(None, {"valid": 1}, 0)
+    assert "last_batch" not in d and "recent" not in d  # no progress given: counts only
+    for b in range(1, RECENT_BATCHES + 5):
+        d = merge_counts(d, {"valid": 1}, b, {"seconds": 0.5, "events": 1, "kafka_lag": b})
+    assert d["counts"] == {"valid": RECENT_BATCHES + 5}
+    assert d["last_batch"] == {"batch_id": RECENT_BATCHES + 4, "seconds": 0.5, "events": 1,
+                               "kafka_lag": RECENT_BATCHES + 4, "counts": {"valid": 1}}
+    assert len(d["recent"]) == RECENT_BATCHES and d["recent"][-1] == d["last_batch"]
+    assert d["recent"][0]["batch_id"] == 5
+
+
 def test_method_label() -> None:
     assert method_label({"energy_kwh": 1.0, "measured_kwh": 1.0}) == "measured"
     assert method_label({"energy_kwh": 1.0, "estimated_kwh": 1.0}) == "estimated"
