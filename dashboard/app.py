@@ -8,7 +8,6 @@ page is drawn; with ``CARBONPIPE_DASHBOARD_SCOPE=own`` every page shows the view
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +15,10 @@ import streamlit as st
 
 from carbonpipe.core.config import get_settings
 from dashboard.auth import require_login
-from dashboard.pages import grid, health, overview, run, runs
+from dashboard.pages import budgets, grid, health, overview, run, runs
 from dashboard.safe import guarded
 
 settings = get_settings()
-BUDGETS = "dashboard.pages.budgets"  # written on the reporting branch (issue 13)
 st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")
 viewer = require_login(st, settings)  # without credentials: the sign-in form, nothing else
 st.title("carbonpipe — training energy and emissions")
@@ -29,19 +27,6 @@ st.caption(
     "otherwise; the method says which. Intensity comes from the grid-intensity feed, else a "
     "host-reported value, else a cited annual average (counted as fallback)."
 )
-
-
-def _budgets(settings: Any, viewer: str | None) -> None:
-    """The Budgets page when this build has it (imported on demand, by name)."""
-    try:
-        module = importlib.import_module(BUDGETS)
-    except ModuleNotFoundError as exc:
-        if exc.name != BUDGETS:
-            raise
-        st.header("Budgets")
-        st.info("Budgets: not available in this build.")
-        return
-    module.render(settings, viewer)
 
 
 def _page(render: Callable[[Any, str | None], None], what: str) -> Callable[[], None]:
@@ -59,7 +44,7 @@ PAGES = {
                     icon=":material/list:"),
     "run": st.Page(_page(run.render, "the run page"), title="Run", url_path="run",
                    icon=":material/search:"),
-    "budgets": st.Page(_page(_budgets, "the budgets"), title="Budgets", url_path="budgets",
+    "budgets": st.Page(_page(budgets.render, "the budgets"), title="Budgets", url_path="budgets",
                        icon=":material/savings:"),
     "grid": st.Page(_page(grid.render, "the grid page"), title="Grid & scheduling",
                     url_path="grid", icon=":material/bolt:"),
