@@ -105,8 +105,8 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     if args.action == "env":
         print("\n".join(cluster.env_lines(settings)))
         return 0
-    if args.action == "hdfs":
-        res = cluster.hdfs_shell(settings, args.fs_args)
+    if args.action == "fs":
+        res = cluster.fs_shell(settings, args.fs_args, s3a=True)
         print(res.stdout, end="")
         print("\n".join(ln for ln in res.stderr.splitlines() if not ln.startswith("SLF4J")),
               file=sys.stderr)
@@ -154,10 +154,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     cu = sub.add_parser("cluster", help="the local multi-process cluster: 3 Kafka brokers, "
                         "Spark master + workers, HDFS (state in <home>/cluster/)")
-    cu.add_argument("action", choices=("up", "down", "status", "env", "hdfs"),
+    cu.add_argument("action", choices=("up", "down", "status", "env", "fs"),
                     help="env: the exports that point carbonpipe and spark-submit at it; "
-                    "hdfs: `hadoop fs` on its HDFS (e.g. cluster hdfs -- -ls -R /carbonpipe)")
-    cu.add_argument("fs_args", nargs=argparse.REMAINDER, help="hdfs: the FsShell arguments")
+                    "fs: `hadoop fs` on its HDFS (e.g. cluster fs -ls -R /carbonpipe) or s3a://")
+    cu.add_argument("fs_args", nargs=argparse.REMAINDER, help="fs: the FsShell arguments")
     cu.add_argument("--timeout", type=float, default=180.0, help="seconds to wait per process")
     cu.set_defaults(func=_cmd_cluster)
 

@@ -329,16 +329,18 @@ def submit_command(settings: Settings, wheel: Path, main: Path) -> list[str]:
             "--py-files", str(wheel), str(main)]  # fmt: skip
 
 
-def hdfs_shell(settings: Settings, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """``hadoop fs`` (Hadoop's ``FsShell``) against the cluster's HDFS, e.g. ``-ls -R /``,
-    from the mini-cluster's jars: no Hadoop install needed to look at the cold store."""
+def fs_shell(settings: Settings, args: list[str],
+             s3a: bool = False) -> subprocess.CompletedProcess[str]:
+    """``hadoop fs`` (Hadoop's ``FsShell``) with the Hadoop client inside pyspark, the one the
+    job uses, e.g. ``-ls -R /carbonpipe`` on the cluster's HDFS (its default file system);
+    ``s3a``: with the S3A jars (``infra/s3a``) on the class path. No Hadoop install needed."""
     lay = home_layout(settings)
-    conf = lay.home / "cluster" / "hdfs-client"
+    conf = lay.home / "cluster" / "fs-client"
     conf.mkdir(parents=True, exist_ok=True)
     default_fs = f"hdfs://{HOST}:{settings.cluster_hdfs_port}"
     (conf / "core-site.xml").write_text(
         f"<configuration><property><name>fs.defaultFS</name><value>{default_fs}</value>"
         "</property></configuration>\n")
-    cmd = [build.java(), "-Xmx256m", "-cp", f"{conf}:{build.hdfs_jars(lay)}/*",
-           "org.apache.hadoop.fs.FsShell", *args]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    path = [str(conf), f"{spark_home() / 'jars'}/*", *([f"{build.s3a_jars(lay)}/*"] if s3a else [])]
+    cmd = [build.java(), "-Xmx256m", "-cp", ":".join(path), "org.apache.hadoop.fs.FsShell", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

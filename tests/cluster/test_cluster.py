@@ -88,7 +88,7 @@ def submit(s: Settings, wheel: Path, log: Path) -> StreamJob:
 
 def hdfs_ls(s: Settings, uri: str) -> str:
     """``hadoop fs -ls -R`` of an HDFS folder (the NameNode's own answer, not Spark's)."""
-    res = cluster.hdfs_shell(s, ["-ls", "-R", uri])
+    res = cluster.fs_shell(s, ["-ls", "-R", uri])
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
 
