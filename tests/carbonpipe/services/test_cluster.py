@@ -74,7 +74,8 @@ BAD_ENDPOINT = [
 @pytest.mark.cluster
 def test_s3a_loads_and_a_bad_endpoint_says_so() -> None:
     """No S3 is reachable here: with the resolved jars the S3A file system loads and names
-    the endpoint it could not reach; without them Hadoop cannot find the class it maps the scheme to."""
+    the endpoint it could not reach; without them Hadoop cannot find the class it maps the
+    scheme to."""
     settings = load_settings()
     build.ensure_built(settings, ("s3a",))
     uri = "s3a://carbonpipe-test/cold"
