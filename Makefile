@@ -101,4 +101,4 @@ cluster-down:
 	@if [ -x $(CP) ]; then $(CP) cluster down; else echo "nothing to stop (no .venv)"; fi
 
 test-cluster: setup
-	.venv/bin/pytest -m cluster tests/cluster
+	.venv/bin/pytest -p no:cacheprovider --durations=10 -m cluster
