@@ -7,6 +7,7 @@ and HDFS folders of its own (``cluster_run``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from carbonpipe.core.config import Settings, load_settings
+from carbonpipe.core.mongo import mongo_client
 from carbonpipe.services import cluster
 from carbonpipe.services.process import StackError
 from carbonpipe.services.topics import create_topics
@@ -43,7 +45,7 @@ def local_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture()
-def cluster_run(local_cluster: LocalCluster) -> Settings:
+def cluster_run(local_cluster: LocalCluster) -> Iterator[Settings]:
     """The cluster's settings with topics, a database and cold/checkpoint folders of their own."""
     c = cluster.cluster_settings(local_cluster.base)
     suffix = uuid.uuid4().hex[:10]
@@ -57,4 +59,6 @@ def cluster_run(local_cluster: LocalCluster) -> Settings:
         "trigger_s": 2.0,
     })  # fmt: skip
     create_topics(s)
-    return s
+    yield s
+    with contextlib.suppress(Exception):  # the shared FerretDB stays small; HDFS is ours
+        mongo_client(s.mongo_uri, timeout_s=5.0).drop_database(s.mongo_db)
