@@ -13,6 +13,8 @@ help:
 	@echo "make bench            pipeline (1 M events), collector overhead and scheduler benchmarks"
 	@echo "make test-frameworks  collector callbacks against real PyTorch Lightning / HF / Keras (big download)"
 	@echo "make lint             ruff + mypy"
+	@echo "make cluster-up       3 Kafka brokers (RF 3), Spark master + 2 workers, HDFS on loopback"
+	@echo "make test-cluster     the pipeline on that cluster, with a broker and a worker lost (~min)"
 
 setup:
 	@bash infra/setup.sh
@@ -89,3 +91,14 @@ bench-readme:
 bench-study: setup
 	$(PY) bench/bench_study.py
 	$(PY) bench/readme_table.py --write
+
+# The local multi-process cluster (README "On a cluster"): state in .carbonpipe/cluster/.
+.PHONY: cluster-up cluster-down test-cluster
+cluster-up: setup
+	@$(CP) cluster up
+
+cluster-down:
+	@if [ -x $(CP) ]; then $(CP) cluster down; else echo "nothing to stop (no .venv)"; fi
+
+test-cluster: setup
+	.venv/bin/pytest -p no:cacheprovider --durations=10 -m cluster

@@ -22,6 +22,7 @@ COMMAND_OWNERS = {
     "up": "carbonpipe.services.cli", "down": "carbonpipe.services.cli",
     "status": "carbonpipe.services.cli", "clean": "carbonpipe.services.cli",
     "kafka-grant": "carbonpipe.services.cli",  # ACLs of the host-identity model
+    "cluster": "carbonpipe.services.cli",  # 3 brokers, Spark standalone, HDFS on loopback
     "apps": "carbonpipe.services.apps",  # feeder, stream job, dashboard in the background
     "collect": "collector.cli",
     "intensity": "carbonpipe.intensity.cli", "feed": "carbonpipe.intensity.cli",

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # Budget alerts (``carbonpipe alerts``): one record per crossing, keyed by its id.
     alerts_topic: str = Field(default="carbon.alerts", min_length=1)
     metrics_partitions: int = Field(default=3, ge=1, le=10_000)
+    # Copies of every pipeline topic and how many must have a write before the broker acks it
+    # (producers use acks=all): 1/1 on the single local broker, 3/2 on a cluster, so one
+    # broker may be down without losing or refusing a write (README "On a cluster").
+    kafka_replication_factor: int = Field(default=1, ge=1, le=32)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1, le=32)
     # Kappa: the log is the record, so ``training.metrics`` keeps everything unless told
     # otherwise (-1 = unlimited). A finite value must leave the job time to catch up after an
     # outage (at least an hour); `stream --rebuild` refuses once history has been deleted.
@@ -149,6 +154,16 @@ class Settings(BaseSettings):
     # micro-batch that reaches it, or of a rebuild); one of FAULT_POINTS, or "" (never).
     # Crash-recovery tests use it to prove that a replay counts nothing twice.
     fault_exit_at: str = Field(default="", description="test only")
+
+    # --- the local multi-process cluster (``carbonpipe cluster up``, README "On a cluster") --
+    # Three Kafka brokers on ``cluster_kafka_port`` + 0, 1, 2 (their controllers + 100), the
+    # Spark master on ``cluster_spark_port`` (its web UI + 1, the workers' + 2, + 3) and the
+    # HDFS NameNode on ``cluster_hdfs_port`` (its web UI + 1): clear of the single stack's.
+    cluster_kafka_port: int = Field(default=19092, ge=1, le=65_000)
+    cluster_spark_port: int = Field(default=17077, ge=1, le=65_000)
+    cluster_hdfs_port: int = Field(default=19020, ge=1, le=65_000)
+    cluster_workers: int = Field(default=2, ge=1, le=8)
+    cluster_worker_cores: int = Field(default=1, ge=1, le=64)
 
     # --- collector ------------------------------------------------------------------------
     sample_interval_s: float = Field(default=1.0, ge=0.05, le=3600)

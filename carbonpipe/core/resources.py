@@ -10,8 +10,10 @@ never in git). ``resource("data/zone_averages.csv")`` answers for both cases:
 2. else the checkout's top level (an editable install, ``PYTHONPATH=.``, the Docker image).
 
 The packaged copy wins when both exist, so an installed wheel never reads a stray ``data/``
-folder that another distribution dropped into site-packages. Installs from a zip (zipimport)
-are not supported: the readers want real paths (the Spark job and pandas open them by name).
+folder that another distribution dropped into site-packages. Imported from a zip (the wheel
+on ``spark-submit --py-files``: zipimport), the packaged copy is extracted once into a folder
+of the temp directory named by the wheel's size and time (``_extracted``), because the readers
+want real paths (the Spark job and pandas open them by name).
 
 Only ``infra/`` (Maven poms, FerretDB sources, scripts) is not packaged: the local stack needs a
 checkout or ``docker compose``; ``in_checkout()`` tells the two cases apart.
@@ -20,7 +22,11 @@ checkout or ``docker compose``; ``in_checkout()`` tells the two cases apart.
 from __future__ import annotations
 
 import functools
+import hashlib
+import shutil
+import tempfile
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 __all__ = ["PACKAGED_DIR", "REPO_ROOT", "in_checkout", "resource", "resource_root"]
@@ -34,7 +40,36 @@ _MARKER = Path("schemas") / "metric_event.v1.json"
 def _packaged_root() -> Path:
     root = files("carbonpipe") / PACKAGED_DIR
     # A normal (unzipped) install gives a real path; str() is its file-system form.
-    return Path(str(root))
+    path = Path(str(root))
+    if path.exists() or not root.is_dir():
+        return path
+    return _extracted(root)  # inside a zip: exists() is False but the archive has it
+
+
+def _copy_tree(src: Traversable, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        if item.is_dir():
+            _copy_tree(item, dst / item.name)
+        else:
+            (dst / item.name).write_bytes(item.read_bytes())
+
+
+def _extracted(root: Traversable) -> Path:
+    """The zipped resources as real files: extracted once per archive (its path, size and
+    time name the folder), renamed into place whole so a concurrent reader sees all or none."""
+    archive = Path(str(root)).parents[1]  # <archive>/carbonpipe/_resources
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"carbonpipe-resources-{key}"
+    if not (target / _MARKER).is_file():
+        work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+        _copy_tree(root, work)
+        try:
+            work.rename(target)
+        except OSError:  # another process was first: its copy is the same
+            shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 @functools.cache

@@ -28,6 +28,20 @@ def kafka_jars(layout: Layout) -> Path:
     return layout.jars / "kafka"
 
 
+def hdfs_jars(layout: Layout) -> Path:
+    """Hadoop's mini-cluster (NameNode + DataNode) of the local cluster (``infra/hdfs``)."""
+    return layout.jars / "hdfs"
+
+
+def s3a_jars(layout: Layout) -> Path:
+    """hadoop-aws and its AWS SDK bundle for ``s3a://`` stores (``infra/s3a``)."""
+    return layout.jars / "s3a"
+
+
+HDFS_JAR = "hadoop-client-minicluster-*.jar"
+S3A_JAR = "hadoop-aws-*.jar"
+
+
 def ferretdb_binary(layout: Layout) -> Path:
     return layout.bin / "ferretdb-embedded"
 
@@ -162,7 +176,8 @@ def _ferretdb(layout: Layout) -> None:
 
 
 def ensure_built(settings: Settings, parts: Iterable[str] = ("kafka", "spark", "mongo")) -> None:
-    """Build what is missing: Kafka jars, Spark's Kafka connector jars, the FerretDB binary.
+    """Build what is missing: Kafka jars, Spark's Kafka connector jars, the FerretDB binary;
+    on request (``parts``) the cluster's HDFS mini-cluster and the S3A jars.
 
     Cheap when everything is there (a few stat calls and hashes), so callers just call it.
     """
@@ -183,5 +198,11 @@ def ensure_built(settings: Settings, parts: Iterable[str] = ("kafka", "spark", "
         if "spark" in wanted:
             _maven_jars(INFRA / "spark" / "pom.xml", Path(settings.spark_jars_dir),
                         "spark-sql-kafka-*.jar", "spark kafka connector jars", layout.logs)
+        if "hdfs" in wanted:  # the local cluster's HDFS (`carbonpipe cluster up`)
+            _maven_jars(INFRA / "hdfs" / "pom.xml", hdfs_jars(layout), HDFS_JAR,
+                        "hdfs mini-cluster jars", layout.logs)
+        if "s3a" in wanted:
+            _maven_jars(INFRA / "s3a" / "pom.xml", s3a_jars(layout), S3A_JAR,
+                        "s3a jars (hadoop-aws + AWS SDK bundle, ~600 MB)", layout.logs)
         if "mongo" in wanted and settings.uses_embedded_mongo:
             _ferretdb(layout)

@@ -1,5 +1,5 @@
-"""``carbonpipe up | down | status | clean | kafka-grant``: the local services (and a secured
-cluster's ACLs) from the command line."""
+"""``carbonpipe up | down | status | clean | kafka-grant | cluster``: the local services, a
+secured cluster's ACLs and the local multi-process cluster from the command line."""
 
 from __future__ import annotations
 
@@ -97,6 +97,37 @@ def _cmd_kafka_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    """The local multi-process cluster (``carbonpipe.services.cluster``)."""
+    from carbonpipe.services import cluster
+
+    settings = get_settings()
+    if args.action == "env":
+        print("\n".join(cluster.env_lines(settings)))
+        return 0
+    if args.action == "fs":
+        res = cluster.fs_shell(settings, args.fs_args, s3a=True)
+        print(res.stdout, end="")
+        print("\n".join(ln for ln in res.stderr.splitlines() if not ln.startswith("SLF4J")),
+              file=sys.stderr)
+        return res.returncode
+    if args.action == "down":
+        stopped = cluster.down(settings)
+        say(f"cluster: stopped {', '.join(stopped) if stopped else 'nothing (none running)'}")
+        return 0
+    if args.action == "up":
+        try:
+            cluster.up(settings, args.timeout)
+        except stack.StackError as exc:
+            print(f"carbonpipe cluster up: {exc}", file=sys.stderr)
+            return 1
+    rows = cluster.status(settings)
+    for name, address, pid, ok in rows:
+        state = "up" if ok else ("starting/unhealthy" if pid else "down")
+        print(f"{name:15} {state:18} {address:32} {f'pid {pid}' if pid else '-'}")
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``up``, ``down``, ``status``, ``clean`` and ``kafka-grant`` to ``carbonpipe``."""
     services = names_arg(stack.SERVICES, "service")
@@ -120,6 +151,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     cl.add_argument("--all", action="store_true",
                     help="also drop the built jars and FerretDB binary (next start rebuilds)")
     cl.set_defaults(func=_cmd_clean)
+
+    cu = sub.add_parser("cluster", help="the local multi-process cluster: 3 Kafka brokers, "
+                        "Spark master + workers, HDFS (state in <home>/cluster/)")
+    cu.add_argument("action", choices=("up", "down", "status", "env", "fs"),
+                    help="env: the exports that point carbonpipe and spark-submit at it; "
+                    "fs: `hadoop fs` on its HDFS (e.g. cluster fs -ls -R /carbonpipe) or s3a://")
+    cu.add_argument("fs_args", nargs=argparse.REMAINDER, help="fs: the FsShell arguments")
+    cu.add_argument("--timeout", type=float, default=180.0, help="seconds to wait per process")
+    cu.set_defaults(func=_cmd_cluster)
 
     kg = sub.add_parser("kafka-grant", help="create Kafka ACLs for a collector host or the "
                         "streaming job (CARBONPIPE_KAFKA_* must authenticate as a super user)")

@@ -23,12 +23,15 @@ def topic_specs(settings: Settings) -> TopicSpecs:
     are kept for ever too. Its records
     carry the broker's append time (LogAppendTime), the clock the job judges a future-dated
     event against (``future_timestamp``): a host's own clock cannot vouch for itself.
+    Every topic has ``kafka_replication_factor`` copies, ``kafka_min_insync_replicas`` of them
+    needed for an acks=all write.
     """
-    keep = {"retention.ms": str(settings.metrics_retention_ms)}
+    isr = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
+    keep = {"retention.ms": str(settings.metrics_retention_ms), **isr}
     metrics = {**keep, "message.timestamp.type": "LogAppendTime"}
     return {
         settings.metrics_topic: (settings.metrics_partitions, metrics),
-        settings.intensity_topic: (1, {"cleanup.policy": "compact"}),
+        settings.intensity_topic: (1, {"cleanup.policy": "compact", **isr}),
         settings.dlq_topic: (1, dict(keep)),
         # Few records, kept for ever: ``carbonpipe alerts`` reads it back to publish each
         # crossing once (``carbonpipe.reporting.alerts``).
@@ -61,7 +64,8 @@ def create_topics(settings: Settings, specs: TopicSpecs | None = None,
                                                         configs=kept)])  # fmt: skip
                 continue
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1,
+                admin.create_topics([NewTopic(name, num_partitions=parts,
+                                              replication_factor=settings.kafka_replication_factor,
                                               topic_configs=configs)])
                 created.append(name)
         deadline = time.monotonic() + timeout_s

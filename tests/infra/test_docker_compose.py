@@ -75,7 +75,10 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 
 
 def _carbonpipe_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if str(s.get("build")) == "."}
+    """The services that run the ``carbonpipe`` entry point (the Spark daemons of the
+    ``cluster`` profile run the same image with ``spark-class`` instead)."""
+    return {n: s for n, s in compose["services"].items()
+            if str(s.get("build")) == "." and "entrypoint" not in s}  # fmt: skip
 
 
 def _command_of(argv: list[str]) -> Any:
@@ -209,6 +212,8 @@ def test_secure_override_turns_on_sasl_ssl_for_every_kafka_client(
         if name == "dashboard":  # reads MongoDB only: no Kafka credentials at all
             assert name not in secure["services"]
             continue
+        if compose["services"][name].get("profiles"):  # the `cluster` profile: PLAINTEXT
+            continue
         env = _env(secure["services"][name])
         assert set(env) <= known
         assert env["CARBONPIPE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
@@ -239,3 +244,62 @@ def test_make_secrets_builds_a_keystore_kafka_can_read(tmp_path: Path) -> None:
     assert "PrivateKeyEntry" in listing and "DNSName: kafka" in listing
     assert 'user_carbonpipe="client-pw-1"' in (kafka / "kafka_server_jaas.conf").read_text()
     assert not (kafka / "ca.key").exists()  # the CA key is never mounted
+
+
+# ------------------------------------------------------------------ profile `cluster` (issue 15)
+def _cluster_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose["services"].items() if "cluster" in s.get("profiles", [])}
+
+
+def test_cluster_profile_is_optional(compose: dict[str, Any]) -> None:
+    extra = _cluster_services(compose)
+    assert {"kafka-c1", "kafka-c2", "kafka-c3", "spark-master", "spark-worker",
+            "stream-cluster"} <= set(extra)  # fmt: skip
+    for name, svc in compose["services"].items():
+        if name not in extra:  # a plain `docker compose up` never needs a profile service
+            assert not set(svc.get("depends_on") or {}) & set(extra), name
+
+
+def test_cluster_brokers_form_one_replicated_quorum(compose: dict[str, Any]) -> None:
+    from carbonpipe.services.cluster import REPLICATION
+
+    brokers = {n: _env(s) for n, s in _cluster_services(compose).items()
+               if s.get("image", "").startswith("apache/kafka")}  # fmt: skip
+    assert len(brokers) == 3
+    assert len({e["CLUSTER_ID"] for e in brokers.values()}) == 1
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", next(iter(brokers.values()))["CLUSTER_ID"])
+    voters = {e["KAFKA_CONTROLLER_QUORUM_VOTERS"] for e in brokers.values()}
+    assert len(voters) == 1
+    want = {f"{e['KAFKA_NODE_ID']}@{n}:9093" for n, e in brokers.items()}
+    assert set(voters.pop().split(",")) == want  # every broker votes, under its own id
+    for name, e in brokers.items():
+        assert e["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        rf, isr = REPLICATION
+        assert (int(e["KAFKA_DEFAULT_REPLICATION_FACTOR"]), int(e["KAFKA_MIN_INSYNC_REPLICAS"])) \
+            == (rf, isr)
+    job = _env(compose["services"]["stream-cluster"])
+    assert set(job["CARBONPIPE_KAFKA_BOOTSTRAP_SERVERS"].split(",")) == {
+        f"{n}:9092" for n in brokers}
+    assert (int(job["CARBONPIPE_KAFKA_REPLICATION_FACTOR"]),
+            int(job["CARBONPIPE_KAFKA_MIN_INSYNC_REPLICAS"])) == REPLICATION  # fmt: skip
+
+
+def test_cluster_spark_daemons_run_pysparks_own_classes(compose: dict[str, Any]) -> None:
+    import zipfile
+
+    from carbonpipe.services.cluster import spark_home
+
+    services = _cluster_services(compose)
+    (core,) = (spark_home() / "jars").glob("spark-core_*.jar")
+    classes = set(zipfile.ZipFile(core).namelist())
+    master, worker = services["spark-master"], services["spark-worker"]
+    for svc in (master, worker):
+        assert svc["entrypoint"] == ["spark-class"]
+        assert (spark_home() / "bin" / "spark-class").is_file()
+        assert svc["command"][0].replace(".", "/") + ".class" in classes
+    host = master["command"][master["command"].index("--host") + 1]
+    port = master["command"][master["command"].index("--port") + 1]
+    url = f"spark://{host}:{port}"
+    assert worker["command"][-1] == url
+    assert _env(services["stream-cluster"])["CARBONPIPE_SPARK_MASTER"] == url
+    assert worker["deploy"]["replicas"] == 2

@@ -17,7 +17,7 @@ from carbonpipe.core.config import REPO_ROOT, Settings
 ENV_FIELDS = (
     "kafka_bootstrap_servers", "metrics_topic", "intensity_topic", "dlq_topic", "mongo_db",
     "cold_store_uri", "checkpoint_uri", "trigger_s", "lateness_s", "window_s", "home",
-    "cold_events",
+    "cold_events", "spark_master",
     # Kafka client security (the secured integration test); secrets are unwrapped below
     "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
     "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
@@ -42,13 +42,15 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class StreamJob:
-    """``python -m spark_jobs.stream`` with its log in a file the test can show on failure."""
+    """``python -m spark_jobs.stream`` (or ``cmd``, e.g. a ``spark-submit`` of it) with its log
+    in a file the test can show on failure."""
 
-    def __init__(self, settings: Settings, log_path: Path, **extra_env: str) -> None:
+    def __init__(self, settings: Settings, log_path: Path, cmd: list[str] | None = None,
+                 **extra_env: str) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spark_jobs.stream"],
+            cmd or [sys.executable, "-m", "spark_jobs.stream"],
             cwd=REPO_ROOT,
             env=settings_env(settings, **extra_env),
             stdout=self._log,

@@ -60,3 +60,23 @@ def test_version_is_declared_once() -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
+
+
+def test_a_zipped_wheel_gets_real_files(tmp_path: Path, monkeypatch) -> None:
+    """`spark-submit --py-files carbonpipe.whl` imports the package from the zip: the readers
+    still get real paths, extracted once per archive."""
+    import tempfile
+    import zipfile
+
+    whl = tmp_path / "carbonpipe-0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        zf.writestr("carbonpipe/_resources/schemas/metric_event.v1.json", "{}")
+        zf.writestr("carbonpipe/_resources/data/traces/a.csv", "zone,g\nGB,1\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    root = zipfile.Path(whl, "carbonpipe/_resources/")
+    got = resources._extracted(root)
+    assert (got / "data" / "traces" / "a.csv").read_text() == "zone,g\nGB,1\n"
+    assert (got / "schemas" / "metric_event.v1.json").is_file()
+    assert resources._extracted(root) == got  # the same folder, not a second copy
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
