@@ -96,7 +96,7 @@ class Run:
              "--",
              sys.executable, "-c", child, str(self.out)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        wait_for(lambda: any(x.startswith("pid ") for x in lines(self.out)), 15, "the child")
+        wait_for(lambda: any(x.startswith("pid ") for x in lines(self.out)), 30, "the child")
         self.child = int(lines(self.out)[0].split()[1])
 
     def log(self) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def test_stop_signal_resumes_then_stops_the_paused_job(
     run: Callable[..., Run], sig: signal.Signals, sent: str
 ) -> None:
     r = run(SIGNAL_CHILD)
-    wait_for(lambda: state(r.child) == "T", 15, "the pause (state T)")
+    wait_for(lambda: state(r.child) == "T", 30, "the pause (state T)")
     assert r.log()["status"] == "paused"
     r.proc.send_signal(sig)
     assert r.proc.wait(timeout=10) == 128 + sig
@@ -149,10 +149,10 @@ def test_stop_signal_resumes_then_stops_the_paused_job(
 
 def test_sigkill_of_the_scheduler_lets_the_job_run_again(run: Callable[..., Run]) -> None:
     r = run(SIGNAL_CHILD)
-    wait_for(lambda: state(r.child) == "T", 15, "the pause (state T)")
+    wait_for(lambda: state(r.child) == "T", 30, "the pause (state T)")
     r.proc.send_signal(signal.SIGKILL)
     r.proc.wait(timeout=10)
-    wait_for(lambda: state(r.child) not in ("T", ""), 5, "the guardian's SIGCONT")
+    wait_for(lambda: state(r.child) not in ("T", ""), 30, "the guardian's SIGCONT")
     assert lines(r.out)[1:] == ["SIGCONT"]  # continued, not stopped: it runs on unscheduled
     assert r.log()["status"] == "paused"  # nobody was left to write: the log says so
 
@@ -161,7 +161,7 @@ def test_gate_mode_stop_signal_opens_the_gate_and_stops_the_job(
     run: Callable[..., Run],
 ) -> None:
     r = run(GATE_CHILD, "--pause-mode", "gate")
-    wait_for(lambda: "paused" in lines(r.out), 15, "the gate's pause")
+    wait_for(lambda: "paused" in lines(r.out), 30, "the gate's pause")
     r.proc.send_signal(signal.SIGTERM)
     assert r.proc.wait(timeout=10) == 128 + signal.SIGTERM
     assert lines(r.out)[1:] in (["paused", "SIGTERM"], ["paused", "resumed", "SIGTERM"])
@@ -171,10 +171,10 @@ def test_gate_mode_stop_signal_opens_the_gate_and_stops_the_job(
 
 def test_gate_mode_sigkill_of_the_scheduler_opens_the_gate(run: Callable[..., Run]) -> None:
     r = run(GATE_CHILD, "--pause-mode", "gate")
-    wait_for(lambda: "paused" in lines(r.out), 15, "the gate's pause")
+    wait_for(lambda: "paused" in lines(r.out), 30, "the gate's pause")
     r.proc.send_signal(signal.SIGKILL)
     r.proc.wait(timeout=10)
-    wait_for(lambda: "resumed" in lines(r.out), 5, "the gate to read 'run'")
+    wait_for(lambda: "resumed" in lines(r.out), 30, "the gate to read 'run'")
     gate = json.loads(next((r.home / "schedules").glob("*.gate")).read_text())
     assert gate["state"] == "pause"  # the file still says pause: its dead owner voids it
 
@@ -185,13 +185,13 @@ STUBBORN_CHILD = SIGNAL_CHILD.replace("    if signum != signal.SIGCONT:\n       
 
 def test_a_second_signal_kills_a_job_that_ignores_the_first(run: Callable[..., Run]) -> None:
     r = run(STUBBORN_CHILD)
-    wait_for(lambda: state(r.child) == "T", 15, "the pause (state T)")
+    wait_for(lambda: state(r.child) == "T", 30, "the pause (state T)")
     r.proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: "SIGTERM" in lines(r.out), 5, "the forwarded SIGTERM")
+    wait_for(lambda: "SIGTERM" in lines(r.out), 30, "the forwarded SIGTERM")
     assert r.proc.poll() is None  # still waiting out the grace period for the job
     r.proc.send_signal(signal.SIGINT)  # impatient: the group is SIGKILLed at once
     assert r.proc.wait(timeout=10) == 128 + signal.SIGTERM
-    wait_for(lambda: state(r.child) == "", 3, "the job's end")
+    wait_for(lambda: state(r.child) == "", 30, "the job's end")
     assert r.log()["run"]["returncode"] == -signal.SIGKILL
 
 
