@@ -35,7 +35,7 @@ def topic_specs(settings: Settings) -> TopicSpecs:
         settings.dlq_topic: (1, dict(keep)),
         # Few records, kept for ever: ``carbonpipe alerts`` reads it back to publish each
         # crossing once (``carbonpipe.reporting.alerts``).
-        settings.alerts_topic: (1, {"retention.ms": "-1"}),
+        settings.alerts_topic: (1, {"retention.ms": "-1", **isr}),
     }
 
 
