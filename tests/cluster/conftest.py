@@ -31,7 +31,9 @@ class LocalCluster:
 
 
 @pytest.fixture(scope="session")
-def local_cluster() -> Iterator[LocalCluster]:
+def local_cluster(services: Settings) -> Iterator[LocalCluster]:
+    """The cluster, beside the local services: its hot store is their MongoDB-compatible
+    server (``services`` starts it when it is not running)."""
     base = load_settings()
     was_up = all(ok for *_, ok in cluster.status(base))
     t0 = time.monotonic()
