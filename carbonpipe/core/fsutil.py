@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -37,3 +40,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> None:
     """``atomic_write_bytes`` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path, name: str) -> Iterator[None]:
+    """Serialise ``name`` across processes on this host (an exclusive lock on a file in
+    ``run_dir``): stack start/stop/build, one alerts pass per hot-store database."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / f"{name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -24,16 +24,15 @@ between a 2xx and the mark posts again (the text carries the alert id to de-dupl
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.fsutil import locked
 from carbonpipe.core.kafka_security import python_kwargs
 from carbonpipe.reporting import store, webhook
 from carbonpipe.reporting.budgets import Budget, Status, crossings, env_budgets, evaluate, widest
@@ -61,16 +60,9 @@ def statuses(settings: Settings, now: datetime | None = None) -> list[Status]:
     return [evaluate(b, days, now, settings.pue) for b in budgets]
 
 
-@contextlib.contextmanager
-def one_pass_at_a_time(settings: Settings) -> Iterator[None]:
-    run = settings.layout.run
-    run.mkdir(parents=True, exist_ok=True)
-    with (run / f"alerts-{settings.mongo_db}.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def one_pass_at_a_time(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """One evaluation pass per hot-store database at a time on this host (the stack's lock)."""
+    return locked(settings.layout.run, f"alerts-{settings.mongo_db}")
 
 
 def topic_keys(settings: Settings) -> set[str]:

@@ -11,12 +11,11 @@ is ever signalled without that check (psutil re-checks identity before each sign
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import psutil
 
 from carbonpipe.core.errors import CarbonpipeError
 from carbonpipe.core.fsutil import atomic_write_text
+from carbonpipe.core.fsutil import locked as locked  # one lock for the stack and alerts
 from carbonpipe.core.procid import ProcessId
 from carbonpipe.core.procid import running as _running
 
@@ -63,18 +63,6 @@ class PidFile:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def locked(run_dir: Path, name: str) -> Iterator[None]:
-    """Serialise start/stop/build of ``name`` across processes: CLIs and tests share a home."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / f"{name}.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def spawn(cmd: list[str], cwd: Path, pid_file: PidFile, log: Path) -> psutil.Process:
