@@ -8,6 +8,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,15 @@ from spark_jobs.hot_store import HotStore
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def launch(pw: Any) -> Any:
+    """Debian's chromium, headless, quiet (the one launch every browser test uses)."""
+    return pw.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"],
+    )  # fmt: skip
 
 
 def _free_port() -> int:
@@ -66,12 +76,7 @@ def test_dashboard_shows_the_run_and_its_figures(dashboard: tuple[str, Settings]
     url, _ = dashboard
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(url + "?run=browser-run-1")  # the run page's deep link
         # 0.0125 + 0.0075 kWh and 2.5 + 2.25 g, merged by the sink: 0.02 kWh, 4.75 g, 237.5 g/kWh

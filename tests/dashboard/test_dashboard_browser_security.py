@@ -18,7 +18,7 @@ from carbonpipe.services.apps import wait_http
 from dashboard.auth import hash_password
 from dashboard.cli import command
 from spark_jobs.hot_store import HotStore
-from tests.dashboard.test_dashboard_browser import CHROMIUM, _free_port, window
+from tests.dashboard.test_dashboard_browser import CHROMIUM, _free_port, launch, window
 
 pytestmark = [
     pytest.mark.browser,
@@ -48,11 +48,7 @@ def _serve(env_over: dict[str, str]) -> Iterator[str]:
 
 
 def _browser(pw: Any) -> Any:
-    return pw.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run"],
-    )  # fmt: skip
+    return launch(pw)
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ from carbonpipe.services.apps import wait_http
 from dashboard.cli import command
 from spark_jobs.reference import load_fallback_table
 from tests.conftest import _cleanup
-from tests.dashboard.test_dashboard_browser import CHROMIUM, _free_port
+from tests.dashboard.test_dashboard_browser import CHROMIUM, _free_port, launch
 from tests.fault.scenario import job_settings
 from tests.spark_jobs.pipeline_harness import StreamJob, produce, wait_for
 
@@ -178,11 +178,7 @@ def browser_page(store: Settings) -> Iterator[tuple[Any, str]]:
     try:
         assert wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90), "dashboard not up"
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-            )  # fmt: skip
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1500, "height": 1900})
             yield page, f"http://127.0.0.1:{port}/"
             browser.close()

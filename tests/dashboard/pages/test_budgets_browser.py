@@ -16,7 +16,7 @@ from carbonpipe.core.config import REPO_ROOT, Settings
 from carbonpipe.services.apps import wait_http
 from dashboard.cli import command
 from spark_jobs.hot_store import HotStore
-from tests.dashboard.test_dashboard_browser import ARTIFACTS, CHROMIUM, _free_port
+from tests.dashboard.test_dashboard_browser import ARTIFACTS, CHROMIUM, _free_port, launch
 from tests.spark_jobs.test_hot_store_mongo import part
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -51,11 +51,7 @@ def test_budgets_page_shows_a_cli_budget_and_its_progress(dashboard: str) -> Non
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(dashboard)
         line = page.get_by_text("400 of 500 gCO2e (80 %)")
