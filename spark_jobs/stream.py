@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -388,19 +389,7 @@ class BatchProcessor:
             return None
         if not progress:
             return None
-        lag = 0
-        for src in progress.get("sources") or []:
-            end, latest = src.get("endOffset"), src.get("latestOffset")
-            if isinstance(end, str):
-                end = json.loads(end)
-            if isinstance(latest, str):
-                latest = json.loads(latest)
-            if not isinstance(end, dict) or not isinstance(latest, dict):
-                return None
-            for topic, parts in latest.items():
-                for part, off in parts.items():
-                    lag += max(0, int(off) - int((end.get(topic) or {}).get(part, off)))
-        return lag
+        return lag_of(progress)
 
     def _fault(self, point: str) -> None:
         fault(self.settings, point)
@@ -529,6 +518,30 @@ class BatchProcessor:
             .partitionBy("date", "batch_id")
             .parquet(windows_path(self.settings))
         )
+
+
+def _offsets(value: Any) -> Any:
+    """A progress offset: a dict, its JSON text, or (available-now triggers, whose
+    ``latestOffset`` is not per-partition JSON) something else, which has no lag."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def lag_of(progress: Mapping[str, Any]) -> int | None:
+    """Records behind the log's end in one ``StreamingQueryProgress`` (None: unknown)."""
+    lag = 0
+    for src in progress.get("sources") or []:
+        end, latest = _offsets(src.get("endOffset")), _offsets(src.get("latestOffset"))
+        if not isinstance(end, dict) or not isinstance(latest, dict):
+            return None
+        for topic, parts in latest.items():
+            for part, off in parts.items():
+                lag += max(0, int(off) - int((end.get(topic) or {}).get(part, off)))
+    return lag
 
 
 def plan_seed(spark: SparkSession, settings: Settings, store: HotStore) -> dict[str, Any] | None:
