@@ -23,7 +23,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -193,15 +193,17 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ one micro-batch
     def __call__(self, df: DataFrame, batch_id: int) -> None:
-        """One micro-batch, one pass over the log (plus one for bad input, plus one with the
-        per-event archive):
+        """One micro-batch, hot store first (what readers wait for), cold store after:
 
-        1. Kafka -> parse -> validate -> intensity -> window partials, kept in memory and
-           written to Parquet in the same job; counts and the batch's event-time range come
-           from ``observe`` during that pass; the driver folds the partials -> MongoDB (hot);
+        1. Kafka -> parse -> validate -> intensity -> window partials, collected and folded by
+           the driver; counts and the batch's event-time range come from ``observe`` during
+           that pass; with the per-event archive (``CARBONPIPE_COLD_EVENTS``, the default) the
+           valid events are kept in memory in the same pass, so each is parsed once;
         2. only if some records were invalid: those records -> dead-letter topic, counted;
-        with ``CARBONPIPE_COLD_EVENTS=true`` pass 1 writes the events to Parquet instead and
-        the windows come from reading this batch's events back (a few columns).
+        3. the batch -> MongoDB (readers see it from here);
+        4. the archive (from memory) and the window partials -> Parquet;
+        5. the job's state. Spark commits the batch after all five; a crash anywhere before
+           replays it, and every sink skips or overwrites what it already holds of it.
         """
         from pyspark.sql import Observation
 
@@ -235,43 +237,48 @@ class BatchProcessor:
             self.fallback,
             self.world_g_per_kwh,
         )
-        lap("plan")
-        if self.settings.cold_events:
-            self._parquet(enriched, batch_id)
-            lap("parse_validate_parquet")
-            m = obs.get
-            events = None
-            if m["max_ts_s"] is not None:
-                events = self._events_of_batch(batch_id, m["min_ts_s"], m["max_ts_s"])
+        archive = self.settings.cold_events
+        if archive:  # the archive's columns, kept for step 4 (the windows need no others)
+            events = enriched.select(*PARQUET_COLUMNS, "ts_s").persist()
         else:
-            events, m = enriched, None
+            events = enriched
             if not self._archive_off_noted:  # a later rebuild cannot rely on the archive
                 note_archive_off(self.store.db, batch_id)
                 self._archive_off_noted = True
-        rows: list[dict[str, Any]] = []
-        extras: dict[str, dict[str, Any]] = {}
-        n_dup = 0
-        if events is not None:
-            rows, extras, n_dup = self._count(events, batch_id, lap)
-        m = m or obs.get
-        counts: dict[str, int] = {}
-        n_valid = int(m["n"]) - int(m["n_invalid"])
-        if n_valid:
-            counts["valid"] = n_valid
-        if n_dup:
-            counts["duplicate"] = n_dup
-        if m["n_invalid"]:
-            invalid = T.explain_rejects(checked.filter(F.col("reason").isNotNull()))
-            self._dead_letter(invalid, batch_id)
-            per_run = invalid.groupBy("reason", F.col("e.run_id").alias("run_id")).count()
-            for row in per_run.collect():
-                counts[row["reason"]] = counts.get(row["reason"], 0) + int(row["count"])
-                if row["run_id"]:
-                    dead = extras.setdefault(row["run_id"], {}).setdefault("dead_letters", {})
-                    dead[row["reason"]] = int(row["count"])
-        lap("dead_letters")
-        self._fault("after_dead_letters")
-        self._commit(batch_id, rows, counts, extras, prior, timings, t0, int(m["n"]))
+        lap("plan")
+        cleanup = [events] if archive else []
+        try:
+            rows, extras, n_dup, partials = self._count(events, batch_id, lap, cleanup)
+            m = obs.get
+            counts: dict[str, int] = {}
+            n_valid = int(m["n"]) - int(m["n_invalid"])
+            if n_valid:
+                counts["valid"] = n_valid
+            if n_dup:
+                counts["duplicate"] = n_dup
+            if m["n_invalid"]:
+                invalid = T.explain_rejects(checked.filter(F.col("reason").isNotNull()))
+                self._dead_letter(invalid, batch_id)
+                per_run = invalid.groupBy("reason", F.col("e.run_id").alias("run_id")).count()
+                for row in per_run.collect():
+                    counts[row["reason"]] = counts.get(row["reason"], 0) + int(row["count"])
+                    if row["run_id"]:
+                        dead = extras.setdefault(row["run_id"], {}).setdefault("dead_letters", {})
+                        dead[row["reason"]] = int(row["count"])
+            lap("dead_letters")
+            self._fault("after_dead_letters")
+
+            def cold() -> None:
+                if archive:
+                    self._parquet(events, batch_id)
+                    lap("archive_parquet")
+                self._parquet_windows(partials, batch_id)
+                lap("windows_parquet")
+
+            self._commit(batch_id, rows, counts, extras, prior, timings, t0, int(m["n"]), cold)
+        finally:
+            for df_ in cleanup:
+                df_.unpersist()
         self.last_stats["hosts_late_before"] = len(late_before)
 
     def _commit(
@@ -284,16 +291,25 @@ class BatchProcessor:
         timings: dict[str, float],
         t0: float,
         n_events: int,
+        cold: Any,
     ) -> None:
-        """The batch's figures -> MongoDB, then the job's state (hosts' progress)."""
+        """The batch's figures -> MongoDB, then ``cold`` (the Parquet sinks), then the job's
+        state (hosts' progress). ``visible_s``: when readers could see the batch."""
         newest_by_host: dict[str, float] = {}
         for r in rows:
             newest_by_host[r["host"]] = max(newest_by_host.get(r["host"], 0), r["last_ts_s"])
-        progress = {"at": datetime.now(timezone.utc), "seconds": round(time.perf_counter() - t0, 3),
-                    "events": n_events, "kafka_lag": self.kafka_lag()}
+        progress = {
+            "at": datetime.now(timezone.utc),
+            "seconds": round(time.perf_counter() - t0, 3),
+            "events": n_events,
+            "kafka_lag": self.kafka_lag(),
+        }
         n_windows = self.store.write_batch(batch_id, rows, counts, extras, progress)
         timings["mongo"] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+        visible_s = round(time.perf_counter() - t0, 3)
         self._fault("after_mongo")
+        cold()
+        self._fault("after_windows_parquet")
         self.state.write(prior.advanced(batch_id, newest_by_host, self.query_id))
         self._fault("after_state")
         self.last_stats = {
@@ -301,42 +317,37 @@ class BatchProcessor:
             "counts": counts,
             "windows_written": n_windows,
             "seconds": round(time.perf_counter() - t0, 3),
+            "visible_s": visible_s,
             "timings_s": timings,
         }
         self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
 
     def _count(
-        self, events: DataFrame, batch_id: int, lap: Any
-    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+        self, events: DataFrame, batch_id: int, lap: Any, cleanup: list[DataFrame]
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int, DataFrame]:
         """Window partials of ``events``, each ``(host, run_id, seq)`` once (none counted by an
-        earlier batch), written to Parquet: (folded rows, per-run extras, duplicates dropped)."""
+        earlier batch): (folded rows, per-run extras, duplicates dropped, the partials for the
+        cold store, kept in memory until ``cleanup`` is unpersisted)."""
         extras: dict[str, dict[str, Any]] = {}
         n_dup = 0
-        # One job: the windows are computed, kept in memory, folded by the driver and
-        # written to Parquet as they are (partials per window and provider).
+        # One job: the windows are computed, kept in memory and folded by the driver; the
+        # cold store gets them as they are (partials per window and provider).
         partials = T.windows(events, self.settings.window_s).persist()
-        cleanup = [partials]
-        try:
-            rows = fold_windows(r.asDict() for r in partials.collect())
-            lap("windows")
-            suspects = suspect_pairs(rows, self.store.counted_ranges(
-                {(str(r["host"]), str(r["run_id"])) for r in rows if r.get("n_seq")},
-                batch_id))  # fmt: skip
-            if suspects:
-                partials, rows, extras, n_dup = self._deduplicate(
-                    events, partials, rows, suspects, batch_id, cleanup
-                )
-                lap("deduplicate")
-            else:
-                extras = _range_extras(new_ranges(rows))
-            self._parquet_windows(partials, batch_id)
-            lap("windows_parquet")
-            self._fault("after_windows_parquet")
-        finally:
-            for df_ in cleanup:
-                df_.unpersist()
-        return rows, extras, n_dup
+        cleanup.append(partials)
+        rows = fold_windows(r.asDict() for r in partials.collect())
+        lap("windows")
+        suspects = suspect_pairs(rows, self.store.counted_ranges(
+            {(str(r["host"]), str(r["run_id"])) for r in rows if r.get("n_seq")},
+            batch_id))  # fmt: skip
+        if suspects:
+            partials, rows, extras, n_dup = self._deduplicate(
+                events, partials, rows, suspects, batch_id, cleanup
+            )
+            lap("deduplicate")
+        else:
+            extras = _range_extras(new_ranges(rows))
+        return rows, extras, n_dup, partials
 
     # ------------------------------------------------------------------ rebuild from archive
     def replay_archived(self, archived: DataFrame, batch_id: int) -> None:
@@ -363,16 +374,22 @@ class BatchProcessor:
             *cols, reported.alias("reported_g_per_kwh"), F.unix_timestamp("ts").alias("ts_s")
         )
         enriched = T.with_intensity(events, slots, self.fallback, self.world_g_per_kwh).persist()
+        cleanup = [enriched]
         try:
             n = enriched.count()
-            if self.settings.cold_events:
-                self._parquet(enriched, batch_id)  # the new archive is complete again
             lap("archive")
-            rows, extras, n_dup = self._count(enriched, batch_id, lap)
+            rows, extras, n_dup, partials = self._count(enriched, batch_id, lap, cleanup)
+            counts = {"valid": n, **({"duplicate": n_dup} if n_dup else {})}
+
+            def cold() -> None:
+                if self.settings.cold_events:
+                    self._parquet(enriched, batch_id)  # the new archive is complete again
+                self._parquet_windows(partials, batch_id)
+
+            self._commit(batch_id, rows, counts, extras, prior, timings, t0, n, cold)
         finally:
-            enriched.unpersist()
-        counts = {"valid": n, **({"duplicate": n_dup} if n_dup else {})}
-        self._commit(batch_id, rows, counts, extras, prior, timings, t0, n)
+            for df_ in cleanup:
+                df_.unpersist()
 
     def _normalised_schema(self) -> Any:
         """The types of the normalised event columns (from the job's own transforms)."""
@@ -491,20 +508,6 @@ class BatchProcessor:
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("date", "batch_id")
             .parquet(events_path(self.settings))
-        )
-
-    def _events_of_batch(self, batch_id: int, min_ts_s: int, max_ts_s: int) -> DataFrame:
-        """This batch's events as just written (partition paths known: no table listing)."""
-        base = events_path(self.settings)
-        first = datetime.fromtimestamp(min_ts_s, timezone.utc).date()
-        last = datetime.fromtimestamp(max_ts_s, timezone.utc).date()
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        paths = [f"{base}/date={d.isoformat()}/batch_id={batch_id}" for d in days]
-        paths = [p for p in paths if uri_exists(self.spark, p)]
-        return (
-            self.spark.read.option("basePath", base)
-            .parquet(*paths)
-            .withColumn("ts_s", F.unix_timestamp("ts"))
         )
 
     def _parquet_windows(self, partials: DataFrame, batch_id: int) -> None:

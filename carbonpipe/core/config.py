@@ -40,7 +40,7 @@ PROVIDER_NAMES = ("uk", "electricitymaps", "watttime", "trace", "static")
 # are in Kafka, inside the MongoDB write (versions written, read models not), after MongoDB
 # holds the batch, after the job's own state records it. Every point is before Spark commits
 # the batch, so a restart must replay it (``tests/fault``).
-BATCH_FAULT_POINTS = ("after_windows_parquet", "after_dead_letters", "in_mongo", "after_mongo",
+BATCH_FAULT_POINTS = ("after_dead_letters", "in_mongo", "after_mongo", "after_windows_parquet",
                       "after_state")  # fmt: skip
 # ... and half-way through ``stream --rebuild`` (hot store dropped, cold store not yet moved),
 # and after each day a rebuild counted from the per-event archive.

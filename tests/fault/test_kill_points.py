@@ -1,12 +1,13 @@
 """B1: the streaming job killed at each sink boundary of a micro-batch, then restarted.
 
-A micro-batch writes its sinks one after another (window partials to Parquet, dead letters to
-Kafka, the batch to MongoDB, the job's own state) and only then does Spark commit it; a crash
-between any two leaves some sinks written and the batch uncommitted, so the restart replays
-it. Each point is reached through the job's test-only hook (``CARBONPIPE_FAULT_EXIT_AT``,
-``carbonpipe.core.config.BATCH_FAULT_POINTS``), which exits 137 as a SIGKILL would. After the replay
-the totals are exact and the four invariants hold (``tests/fault/checker.py``): hot = cold,
-nothing counted twice, dead letters only the ones expected.
+A micro-batch writes its sinks one after another (dead letters to Kafka, the batch to
+MongoDB, the per-event archive and window partials to Parquet, the job's own state) and only
+then does Spark commit it; a crash between any two leaves some sinks written and the batch
+uncommitted, so the restart replays it. Each point is reached through the job's test-only
+hook (``CARBONPIPE_FAULT_EXIT_AT``, ``carbonpipe.core.config.BATCH_FAULT_POINTS``), which exits
+137 as a SIGKILL would. After the replay the totals are exact and the four invariants hold
+(``tests/fault/checker.py``): hot = cold, nothing counted twice, dead letters only the ones
+expected.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def test_killed_at_each_sink_boundary(unique_topics: Settings, tmp_path: Path, p
     crashing.stop()
     assert crashing.proc.returncode == 137, crashing.tail()
     # It died where it was told to: the sinks before the point are written, those after not.
-    wrote_mongo = BATCH_FAULT_POINTS.index(point) >= BATCH_FAULT_POINTS.index("after_mongo")
+    at = BATCH_FAULT_POINTS.index(point)
+    wrote_mongo = at >= BATCH_FAULT_POINTS.index("after_mongo")
+    wrote_cold = at >= BATCH_FAULT_POINTS.index("after_windows_parquet")
     assert (counted(db).get("K", {}).get("n_events") == N) is wrote_mongo
     assert db["job_state"].count_documents({}) == (1 if point == "after_state" else 0)
-    assert (Path(s.cold_store_uri) / "windows").exists()
+    assert (Path(s.cold_store_uri) / "windows").exists() is wrote_cold
+    assert (Path(s.cold_store_uri) / "events").exists() is wrote_cold
 
     job = StreamJob(s, tmp_path / "job.log")
     try:

@@ -48,6 +48,7 @@ class StreamJob:
     def __init__(self, settings: Settings, log_path: Path, cmd: list[str] | None = None,
                  **extra_env: str) -> None:
         self.log_path = log_path
+        self.settings = settings
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd or [sys.executable, "-m", "spark_jobs.stream"],
@@ -75,6 +76,18 @@ class StreamJob:
     def tail(self, n: int = 60) -> str:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(line for line in lines[-n:])
+
+    def settled(self) -> bool:
+        """Every batch readers can see in the hot store is finished: its cold-store writes
+        and the job's state are done too (a batch writes MongoDB first, Parquet after)."""
+        from carbonpipe.core.mongo import mongo_client
+
+        db = mongo_client(self.settings.mongo_uri)[self.settings.mongo_db]
+        hot = db["stats"].find_one({}, {"batch_id": 1}, sort=[("batch_id", -1)])
+        if hot is None:
+            return True
+        done = db["job_state"].find_one({}, {"_id": 1}, sort=[("_id", -1)])
+        return done is not None and int(done["_id"]) >= int(hot["batch_id"])
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> None:
@@ -112,10 +125,20 @@ def consume_all(settings: Settings, topic: str, timeout_s: float = 10) -> list[A
 def wait_for(
     what: str, check: Callable[[], bool], job: StreamJob | None, timeout_s: float = 300
 ) -> None:
+    """Polls ``check`` until true; with ``job``, then until the job has also finished the batch
+    that made it true (readers see a batch before its Parquet writes are done)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
-            return
+            if job is None or not job.alive():
+                return
+            while time.monotonic() < deadline and job.alive():
+                if job.settled():
+                    return
+                time.sleep(0.5)
+            if job.settled():
+                return
+            continue
         if job is not None and not job.alive():
             raise AssertionError(f"stream job exited while waiting for {what}:\n{job.tail()}")
         time.sleep(1.0)
