@@ -13,8 +13,8 @@ from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.query import RunFilter, fetch_day, fetch_runs, fetch_totals
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
-from dashboard.pages import own_scope
 from dashboard.safe import hot_store_down, text_table
+from dashboard.views import own_scope
 
 
 def _controls(settings: Settings, viewer: str | None, opts: dict[str, list[str]]
