@@ -112,11 +112,12 @@ def _metric(col: Any, label: str, value: float, before: float, fmt: str) -> None
 
 def _figures(cur: list[od.Entry], prev: list[od.Entry]) -> None:
     t, p = od.totals(cur), od.totals(prev)
-    c = st.columns(4)
+    c = st.columns(5)
     _metric(c[0], "energy (kWh)", t["energy_kwh"], p["energy_kwh"], ".6f")
     _metric(c[1], "CO₂e (g)", t["co2_g"], p["co2_g"], ".3f")
     _metric(c[2], "runs", t["runs"], p["runs"], ".0f")
-    _metric(c[3], "GPU energy (kWh)", t["gpu_kwh"], p["gpu_kwh"], ".6f")
+    _metric(c[3], "GPU-hours", t["gpu_hours"], p["gpu_hours"], ".3f")
+    _metric(c[4], "GPU energy (kWh)", t["gpu_kwh"], p["gpu_kwh"], ".6f")
     if not t["runs"] and not t["energy_kwh"]:
         st.info("No runs in this range. Start one: "
                 "`carbonpipe collect --run-id R --user U --model M -- CMD`")
