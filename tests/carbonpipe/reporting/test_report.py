@@ -27,7 +27,8 @@ def run(rid: str, user: str, kwh: float, co2: float, **kw: Any) -> dict[str, Any
 
 
 RUNS = [run("a", "alice", 1.0, 100.0, tags={"project": "vision"}),
-        run("b", "alice", 2.0, 300.0, gpu_hours=1.5), run("c", EVIL, 1.0, 600.0, zones=["XX"])]  # fmt: skip
+        run("b", "alice", 2.0, 300.0, gpu_hours=1.5),
+        run("c", EVIL, 1.0, 600.0, zones=["XX"])]  # fmt: skip
 FACTORS = Factors(1.5, {"US-CA": Price("US-CA", 0.2, "USD", 2023, "EIA2023")},
                   load_equivalents(), citations(resource("data/electricity_prices.csv"),
                                                 resource("data/equivalents.csv")))  # fmt: skip
