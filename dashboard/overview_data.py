@@ -26,6 +26,7 @@ RANGES = {"last 24 h": timedelta(hours=24), "last 7 days": timedelta(days=7),
 CUSTOM = "custom"
 DIMS = DIMENSIONS
 MAX_FILTERED_RUNS = 5_000  # runs a filtered Overview reads at most (said on the page)
+MAX_CACHED_DAYS = 4_000  # settled day buckets a dashboard process keeps (a few KB each)
 
 
 @dataclass(frozen=True)
