@@ -76,8 +76,9 @@ AGGREGATES: tuple[Aggregate, ...] = (
               doc="energy computed by a named model (TDP x utilisation, W per GB)"),
     Aggregate("co2_g", "sum(co2_g)", "sum", "gCO2e", label="CO₂e (g)"),
     # Counted: the GPUs the event reports (``gpu_count``, else the length of its ``gpus``
-    # list), busy or idle: a GPU held by the run is spent on it even at 0 % utilisation.
-    Aggregate("gpu_hours", "sum(interval_s * gpu_count) / 3600D", "sum", "GPU-h",
+    # list), busy or idle: a GPU held by the run is spent on it even at 0 % utilisation. An
+    # event archived before this aggregate existed has no count: none.
+    Aggregate("gpu_hours", "sum(interval_s * coalesce(gpu_count, 0)) / 3600D", "sum", "GPU-h",
               label="GPU-hours",
               doc="sum over events of interval_s x the GPUs the event reports, / 3600"),
     Aggregate("fallback_kwh", _kind_kwh("fallback"), "sum", "kWh",
