@@ -6,7 +6,9 @@ MongoDB (the embedded FerretDB by default), then times, alternating in each roun
 the same machine load:
 * before: the filter choices as one ``totals`` read per dimension, and one ``_id`` read per
   day of the period and of the previous one (settled days then cached per day);
-* after: one ``totals`` read, and ``fetch_days_by_id`` for the days not cached yet.
+* after: one ``totals`` read, and ``fetch_days_by_id`` for the days not cached yet (only the
+  days that have figures: the previous period of a range that starts with the history is
+  not read).
 Cold = empty cache (a fresh dashboard process); warm = the same view again.
 
     python bench/bench_overview.py [--days 365] [--range 365] [--rounds 2]

@@ -165,26 +165,15 @@ def _with_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r.get("co2_g") or 0.0))
 
 
-# Above this share of the store's days, one ``$in`` read of the buckets beats one ``_id`` read
-# per bucket: the embedded FerretDB does not push ``$in`` down, it decodes every bucket (about
-# 10 ms each on a year of buckets, against about 15 ms per ``_id`` read; bench/bench_overview.py).
-SCAN_SHARE = 0.5
-
-
 def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The day buckets of ``ids`` (``YYYY-MM-DD``) that have figures, by day, in as few reads
-    as the store allows: days without figures are not asked for (the ``all|all`` total lists
-    the others), and many days are read with one query rather than one each."""
+    """The day buckets of ``ids`` (``YYYY-MM-DD``) that have figures, by day. Days without
+    figures are not asked for (the ``all|all`` total lists the others). One ``_id`` read each:
+    the embedded FerretDB does not push ``$in`` down, and one query decoding a year of buckets
+    outlasts the readers' 5 s socket timeout on a loaded host (bench/bench_overview.py)."""
     db = _db(settings)
-    known = set(_days(db))
-    want = sorted(set(ids) & known)
-    if not want:
-        return {}
-    if len(want) > SCAN_SHARE * len(known):
-        docs: Iterable[dict[str, Any]] = db[DAYS].find({"_id": {"$in": want}})
-    else:
-        docs = (d for i in want if (d := db[DAYS].find_one({"_id": i})) is not None)
-    return {str(d["_id"]): d for d in docs}
+    want = sorted(set(ids) & set(_days(db)))
+    docs = (db[DAYS].find_one({"_id": i}) for i in want)
+    return {str(d["_id"]): d for d in docs if d is not None}
 
 
 def fetch_days(
