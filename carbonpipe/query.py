@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -12,6 +12,7 @@ from typing import Any
 
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import UserError
+from carbonpipe.core.rollup_keys import rolled
 from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.core.versions import (
     DAYS,
@@ -23,8 +24,8 @@ from carbonpipe.core.versions import (
     series_days,
 )
 
-__all__ = ["RunFilter", "fetch_day", "fetch_days", "fetch_pipeline", "fetch_run", "fetch_runs",
-           "fetch_totals", "run_fields"]
+__all__ = ["RunFilter", "fetch_all_totals", "fetch_day", "fetch_days", "fetch_days_by_id",
+           "fetch_pipeline", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -127,6 +128,12 @@ def fetch_run(settings: Settings, run_id: str) -> dict[str, Any] | None:
     return doc
 
 
+def fetch_all_totals(settings: Settings) -> list[dict[str, Any]]:
+    """The all-time totals of every dimension value in one read (FerretDB answers a filter on
+    ``dim`` by scanning the collection anyway: one scan instead of one per dimension)."""
+    return _with_means([dict(d) for d in _db(settings)[TOTALS].find()])
+
+
 def fetch_totals(
     settings: Settings, dim: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:
@@ -146,11 +153,27 @@ def fetch_totals(
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         cur[k] = cur.get(k, 0) + v
         rows = list(acc.values())
+    return _with_means(rows)
+
+
+def _with_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with their mean intensity, largest CO2e first."""
     for r in rows:
         e = r.get("energy_kwh") or 0.0
         r["mean_intensity_g_per_kwh"] = (r.get("co2_g") or 0.0) / e if e > 0 else None
         r["runs"] = int(r.get("runs") or 0)
     return sorted(rows, key=lambda r: -(r.get("co2_g") or 0.0))
+
+
+def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The day buckets of ``ids`` (``YYYY-MM-DD``) that have figures, by day. Days without
+    figures are not asked for (the ``all|all`` total lists the others). One ``_id`` read each:
+    the embedded FerretDB does not push ``$in`` down, and one query decoding a year of buckets
+    outlasts the readers' 5 s socket timeout on a loaded host (bench/bench_overview.py)."""
+    db = _db(settings)
+    want = sorted(set(ids) & set(_days(db)))
+    docs = (db[DAYS].find_one({"_id": i}) for i in want)
+    return {str(d["_id"]): d for d in docs if d is not None}
 
 
 def fetch_days(
@@ -270,10 +293,10 @@ def _users(args: argparse.Namespace) -> int:
                                   _when("--until", args.until))]  # fmt: skip
     if args.user:
         rows = [r for r in rows if r["user_id"] == args.user]
-    keep = ("user_id", "runs", "energy_kwh", "co2_g", "mean_intensity_g_per_kwh",
-            "measured_kwh", "estimated_kwh", "fallback_kwh", "first_day", "last_day")  # fmt: skip
+    table = ("user_id", "runs", "energy_kwh", "co2_g", "mean_intensity_g_per_kwh")
+    keep = (*table, *(k for k in rolled() if k not in table), "first_day", "last_day")
     rows = [{k: r.get(k) for k in keep} for r in rows]
-    print_rows(rows, args.json, keep[:5])
+    print_rows(rows, args.json, table)
     return 0
 
 

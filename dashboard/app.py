@@ -15,8 +15,8 @@ import streamlit as st
 
 from carbonpipe.core.config import get_settings
 from dashboard.auth import require_login
-from dashboard.pages import budgets, grid, health, overview, run, runs
 from dashboard.safe import guarded
+from dashboard.views import budgets, grid, health, overview, run, runs
 
 settings = get_settings()
 st.set_page_config(page_title="carbonpipe", page_icon="🌱", layout="wide")

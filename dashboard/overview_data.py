@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from carbonpipe.core.rollup_keys import DIMENSIONS, dim_values, rolled
 from carbonpipe.query import RunFilter
 
-# The figures the page sums: all summed in the rollups (``spark_jobs.rollups.rolled``) and
-# carried by every run document.
-FIGURES = ("energy_kwh", "co2_g", "runs", "cpu_kwh", "gpu_kwh", "ram_kwh", "measured_kwh",
-           "estimated_kwh", "fallback_kwh", "n_events")  # fmt: skip
+# The figures the page sums: the runs the rollups count, and every figure they sum (each is
+# carried by every run document too).
+FIGURES = ("runs", *rolled())
 RANGES = {"last 24 h": timedelta(hours=24), "last 7 days": timedelta(days=7),
           "last 30 days": timedelta(days=30)}  # fmt: skip
 CUSTOM = "custom"
-DIMS = ("user", "model", "zone", "host", "tag")
+DIMS = DIMENSIONS
 MAX_FILTERED_RUNS = 5_000  # runs a filtered Overview reads at most (said on the page)
+MAX_CACHED_DAYS = 4_000  # settled day buckets a dashboard process keeps (a few KB each)
 
 
 @dataclass(frozen=True)
@@ -122,15 +123,6 @@ def rollup_entries(days: Iterable[Mapping[str, Any]], period: Period) -> list[En
     return out
 
 
-def run_dims(run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The dimension values a run counts towards, as the rollups key them."""
-    out = [("all", "all"), ("user", str(run.get("user_id"))), ("model", str(run.get("model_name")))]
-    out += [("zone", str(z)) for z in run.get("zones") or []]
-    out += [("host", str(h)) for h in run.get("hosts") or []]
-    out += [("tag", f"{k}={v}") for k, v in sorted((run.get("tags") or {}).items())]
-    return list(dict.fromkeys(out))
-
-
 def run_entries(runs: Iterable[Mapping[str, Any]]) -> list[Entry]:
     """Each run whole on the UTC day it started (a run over midnight is not split)."""
     out: list[Entry] = []
@@ -140,7 +132,7 @@ def run_entries(runs: Iterable[Mapping[str, Any]]) -> list[Entry]:
             continue
         day = start.astimezone(timezone.utc).strftime("%Y-%m-%d")
         sums = {**_sums(r), "runs": 1.0}
-        out.extend(Entry(day, d, v, sums) for d, v in run_dims(r))
+        out.extend(Entry(day, d, v, sums) for d, v in dim_values(r))
     return out
 
 
@@ -221,4 +213,4 @@ def options(totals_rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 def options_from_runs(runs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Filter choices from runs (own scope: the all-time totals would name other users'
     models, tags, zones and hosts)."""
-    return options([{"dim": d, "value": v} for r in runs for d, v in run_dims(r)])
+    return options([{"dim": d, "value": v} for r in runs for d, v in dim_values(r)])

@@ -27,33 +27,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from carbonpipe.core.aggregates import AGGREGATES
+from carbonpipe.core.rollup_keys import ALL, DimKey, dim_values, rolled
 
-ALL = ("all", "all")
-DIMENSIONS = ("user", "model", "zone", "host", "tag")
 Sums = dict[str, float]
-DimKey = tuple[str, str]
-
-
-def rolled() -> tuple[str, ...]:
-    """The figures a day or total sums: the summed aggregates readers see, and ``runs``."""
-    return tuple(a.name for a in AGGREGATES if a.merge == "sum" and a.shown)
 
 
 def day_of(ts_s: float) -> str:
     return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y-%m-%d")
-
-
-def dim_values(row: Mapping[str, Any]) -> list[DimKey]:
-    """The dimension values a window (or run) counts towards, ``all`` first."""
-    out = [ALL, ("user", str(row.get("user_id"))), ("model", str(row.get("model_name")))]
-    for dim, field in (("zone", "zone"), ("host", "host")):
-        if row.get(field):
-            out.append((dim, str(row[field])))
-    for dim, values in (("zone", "zones"), ("host", "hosts")):  # a run lists them
-        out.extend((dim, str(v)) for v in row.get(values) or [])
-    out.extend(("tag", f"{k}={v}") for k, v in sorted((row.get("tags") or {}).items()))
-    return list(dict.fromkeys(out))
 
 
 def _add(into: Sums, row: Mapping[str, Any], names: Iterable[str]) -> None:

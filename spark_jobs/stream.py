@@ -78,6 +78,7 @@ PARQUET_COLUMNS = tuple(dict.fromkeys((
     "co2_g", "cpu_utilization_pct", "gpu_utilization_pct", "gpu_mem_used_mb", "ram_used_mb",
     "cpu_host_energy_j", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
     "net_recv_bytes", "epoch", "step", "schedule_decision_id", "src_partition", "src_offset",
+    "gpu_count",  # derived in ``normalise`` (count, else the per-GPU list): what gpu_hours reads
     *T.PLAIN,
 )))  # fmt: skip
 

@@ -347,6 +347,8 @@ def normalise(valid: DataFrame) -> DataFrame:
         "coalesce(e.net_sent_bytes, CAST(e.net_sent_mb * 1000000 AS BIGINT)) AS net_sent_bytes",
         "coalesce(e.net_recv_bytes, CAST(e.net_recv_mb * 1000000 AS BIGINT)) AS net_recv_bytes",
         "e.grid_carbon_intensity_g_per_kwh AS reported_g_per_kwh",
+        # the GPUs the event reports (``gpu_hours``): its count, else its per-GPU list, else 0
+        "coalesce(e.gpu_count, CASE WHEN e.gpus IS NOT NULL THEN size(e.gpus) END, 0) AS gpu_count",
         "src_partition", "src_offset",
     ]  # fmt: skip
     for dev in DEVICES:

@@ -75,6 +75,12 @@ AGGREGATES: tuple[Aggregate, ...] = (
     Aggregate("estimated_kwh", f"sum({_by_method('estimated')})", "sum", "kWh",
               doc="energy computed by a named model (TDP x utilisation, W per GB)"),
     Aggregate("co2_g", "sum(co2_g)", "sum", "gCO2e", label="CO₂e (g)"),
+    # Counted: the GPUs the event reports (``gpu_count``, else the length of its ``gpus``
+    # list), busy or idle: a GPU held by the run is spent on it even at 0 % utilisation. An
+    # event archived before this aggregate existed has no count: none.
+    Aggregate("gpu_hours", "sum(interval_s * coalesce(gpu_count, 0)) / 3600D", "sum", "GPU-h",
+              label="GPU-hours",
+              doc="sum over events of interval_s x the GPUs the event reports, / 3600"),
     Aggregate("fallback_kwh", _kind_kwh("fallback"), "sum", "kWh",
               label="kWh on fallback intensity",
               doc="energy charged a static average because no provider value was in force"),

@@ -52,6 +52,7 @@ def _lines(rep: Mapping[str, Any], esc: Callable[[object], str]) -> dict[str, Ro
     t, p = rep["totals"], rep["provenance"]
     totals = [("runs", _num(t["runs"])), ("energy (IT, measured)", f"{_num(t['energy_kwh'])} kWh"),
               ("emissions", f"{_num(t['co2_g'])} gCO2e"),
+              ("GPU-hours (GPUs reported x time)", _num(t.get("gpu_hours", 0.0))),
               ("mean intensity", f"{_num(t['mean_intensity_g_per_kwh'])} gCO2e/kWh")]
     if t["pue"] != 1.0:
         totals += [(f"facility energy (PUE {t['pue']:g})", f"{_num(t['facility_energy_kwh'])} kWh"),

@@ -15,12 +15,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from carbonpipe.core.rollup_keys import rolled
 from carbonpipe.reporting.equivalents import Equivalent, Price, cost, equivalents, price_for
 
 BY_FIELDS = {"user": "user_id", "model": "model_name", "zone": "zones", "host": "hosts"}
 BY_HELP = "user, model, zone, host or tag:KEY (e.g. tag:project)"
-SUMMED = ("energy_kwh", "co2_g", "cpu_kwh", "gpu_kwh", "ram_kwh", "measured_kwh",
-          "estimated_kwh", "fallback_kwh", "duration_s", "n_events")  # fmt: skip
+# What a group sums of its runs: every figure the rollups sum (each run document carries
+# them), and the runs' durations.
+SUMMED = (*rolled(), "duration_s")
 NONE = "(none)"
 
 
@@ -110,7 +112,7 @@ def build(runs: Sequence[Mapping[str, Any]], *, since: datetime | None,
         "by": by,
         "totals": {
             "runs": total.runs, "energy_kwh": kwh, "co2_g": co2,
-            "duration_s": t.get("duration_s", 0.0),
+            "duration_s": t.get("duration_s", 0.0), "gpu_hours": t.get("gpu_hours", 0.0),
             "mean_intensity_g_per_kwh": co2 / kwh if kwh > 0 else None,
             "pue": factors.pue, "facility_energy_kwh": facility_kwh,
             "facility_co2_g": facility_co2,
@@ -119,7 +121,7 @@ def build(runs: Sequence[Mapping[str, Any]], *, since: datetime | None,
         },
         "groups": [
             {"group": g.name, "runs": g.runs, "energy_kwh": g.sums.get("energy_kwh", 0.0),
-             "co2_g": g.sums.get("co2_g", 0.0),
+             "co2_g": g.sums.get("co2_g", 0.0), "gpu_hours": g.sums.get("gpu_hours", 0.0),
              "facility_co2_g": g.sums.get("co2_g", 0.0) * factors.pue,
              "share_of_co2": _share(g.sums.get("co2_g", 0.0), co2)}
             for g in sorted(groups.values(), key=lambda g: -g.sums.get("co2_g", 0.0))

@@ -89,3 +89,23 @@ def test_dashboard_shows_the_run_and_its_figures(dashboard: tuple[str, Settings]
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium")
+def test_deep_link_is_the_first_request_of_a_fresh_dashboard(
+    dashboard: tuple[str, Settings],
+) -> None:
+    """``/run?run=ID`` opened before any other page of a just-started dashboard shows the run
+    (a ``pages/`` folder next to the app made Streamlit serve a blank page until app.py ran)."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = dashboard  # a fresh process; only its health endpoint was asked so far
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(url + "run?run=browser-run-1")
+        summary = page.get_by_text("browser-run-1 (dora, vit-tiny)")
+        summary.wait_for(timeout=60_000)
+        assert "0.020000 kWh" in summary.inner_text()
+        assert page.url.rstrip("/").endswith("run?run=browser-run-1"), page.url
+        browser.close()

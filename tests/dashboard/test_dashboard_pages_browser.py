@@ -74,8 +74,18 @@ class Run:
                  "cpu_method": "measured", "gpu_method": "measured", "ram_method": "estimated"}
             if self.reported_g_per_kwh is not None:
                 e["grid_carbon_intensity_g_per_kwh"] = self.reported_g_per_kwh
+            if GPUS.get(self.run_id):
+                e["gpu_count"] = GPUS[self.run_id]
             out.append(e)
         return out
+
+
+GPUS = {"vit-alice-1": 2, "bert-alice-2": 1, "vit-bob-1": 4}  # gpu_count of every event
+
+
+def gpu_hours(runs: Any) -> float:
+    """10 s per event x the GPUs it reports."""
+    return sum(EVENTS * 10 * GPUS.get(r.run_id, 0) / 3600 for r in runs)
 
 
 RUNS = (
@@ -155,6 +165,7 @@ def test_the_pipeline_counted_what_the_test_sent(store: Settings) -> None:
         assert doc["energy_kwh"] == pytest.approx(r.kwh())
         assert doc["co2_g"] == pytest.approx(r.kwh() * g_per_kwh(r))
         assert doc["last_epoch"] == 1 and doc["last_step"] == 55
+        assert doc["gpu_hours"] == pytest.approx(gpu_hours([r]))
     counts = fetch_pipeline(store)["counts"]
     assert counts["duplicate"] == 3 and counts["valid"] == len(RUNS) * EVENTS + 3
     assert sum(v for k, v in counts.items() if k not in ("valid", "duplicate")) == 1
@@ -222,6 +233,7 @@ def test_overview_totals_follow_the_filters(browser_page: tuple[Any, str]) -> No
     assert metric(page, "energy (kWh)") == f"{sum(r.kwh() for r in RUNS):.6f}"
     assert metric(page, "runs") == "4"
     assert metric(page, "GPU energy (kWh)") == f"{sum(r.kwh('gpu') for r in RUNS):.6f}"
+    assert metric(page, "GPU-hours") == f"{gpu_hours(RUNS):.3f}"
     body = page.inner_text("body")
     fallback = 100 * RUNS[3].kwh() / sum(r.kwh() for r in RUNS)
     estimated = 100 * sum(r.kwh("ram") for r in RUNS) / sum(r.kwh() for r in RUNS)
@@ -233,6 +245,7 @@ def test_overview_totals_follow_the_filters(browser_page: tuple[Any, str]) -> No
     alice = [r for r in RUNS if r.user == "alice"]
     wait_metric(page, "CO₂e (g)", f"{co2(alice):.3f}")
     assert metric(page, "runs") == "2"
+    assert metric(page, "GPU-hours") == f"{gpu_hours(alice):.3f}"
     assert "summed from the 2 runs" in page.inner_text("body")
     choose(page, "model", "vit")  # two filters: alice AND vit (the rollups cannot)
     wait_metric(page, "CO₂e (g)", f"{co2(RUNS[:1]):.3f}")

@@ -22,7 +22,8 @@ RUNS = [
         tags={"project": "vision"}),
     run("b", "alice", "bert", NOW - timedelta(hours=2), 2.0, 50.0, zones=["FR", "GB"],
         hosts=["h2"], tags={"project": "nlp"}, fallback_kwh=0.5),
-    run("c", "bob", "vit", NOW - timedelta(hours=1), 4.0, 400.0, zones=["DE"], hosts=["h1"]),
+    run("c", "bob", "vit", NOW - timedelta(hours=1), 4.0, 400.0, zones=["DE"], hosts=["h1"],
+        gpu_hours=2.5),
 ]  # fmt: skip
 
 
@@ -40,6 +41,7 @@ def test_run_entries_total_group_and_rank() -> None:
     e = od.run_entries(RUNS)
     t = od.totals(e)
     assert t["energy_kwh"] == 7.0 and t["co2_g"] == 550.0 and t["runs"] == 3
+    assert t["gpu_hours"] == 2.5
     assert od.top(e, "user") == [
         {"user": "bob", "runs": 1, "energy_kwh": 4.0, "co2_g": 400.0},
         {"user": "alice", "runs": 2, "energy_kwh": 3.0, "co2_g": 150.0}]
@@ -59,12 +61,14 @@ def test_run_entries_total_group_and_rank() -> None:
 def test_rollup_entries_keep_the_days_of_the_period() -> None:
     days = [
         {"_id": "2026-11-20", "total": {"energy_kwh": 9.0, "co2_g": 9.0, "runs": 9}, "by": []},
-        {"_id": "2026-12-01", "total": {"energy_kwh": 1.0, "co2_g": 100.0, "runs": 1},
+        {"_id": "2026-12-01", "total": {"energy_kwh": 1.0, "co2_g": 100.0, "runs": 1,
+                                        "gpu_hours": 0.75},
          "by": [{"dim": "user", "value": "alice", "energy_kwh": 1.0, "co2_g": 100.0, "runs": 1},
                 {"dim": "tag", "value": "project=vision", "co2_g": 100.0, "runs": 1}]},
     ]  # fmt: skip
     e = od.rollup_entries(days, od.period_for("last 7 days", NOW))
     assert od.totals(e)["co2_g"] == 100.0 and od.totals(e)["runs"] == 1
+    assert od.totals(e)["gpu_hours"] == 0.75  # the 2026-11-20 bucket is outside the period
     assert od.top(e, "tag:project") == [{"project": "vision", "runs": 1,
                                          "energy_kwh": 0.0, "co2_g": 100.0}]  # fmt: skip
     assert od.tag_keys(x.value for x in e if x.dim == "tag") == ["project"]

@@ -13,7 +13,14 @@ import pytest
 
 from carbonpipe.core.config import Settings
 from carbonpipe.core.versions import newest
-from carbonpipe.query import RunFilter, fetch_runs, fetch_totals, fetch_windows
+from carbonpipe.query import (
+    RunFilter,
+    fetch_all_totals,
+    fetch_days_by_id,
+    fetch_runs,
+    fetch_totals,
+    fetch_windows,
+)
 from spark_jobs.hot_store import HotStore, Versions
 from tests.spark_jobs.test_hot_store_mongo import T0, part
 
@@ -113,6 +120,16 @@ def test_readers_page_by_day_and_filter(settings: Settings) -> None:
     assert first_day["bob"]["energy_kwh"] == pytest.approx(0.004)
     tags = {t["value"]: t for t in fetch_totals(settings, "tag")}
     assert tags["project=vision"]["energy_kwh"] == pytest.approx(0.009)
+    # the Overview's reads: the buckets asked for that have figures (the others are not read)
+    one = fetch_days_by_id(settings, ["2026-01-02", "2025-12-31"])
+    both = fetch_days_by_id(settings, ["2026-01-01", "2026-01-02", "2026-01-03"])
+    assert list(one) == ["2026-01-02"] and sorted(both) == ["2026-01-01", "2026-01-02"]
+    assert one["2026-01-02"] == both["2026-01-02"]
+    assert both["2026-01-01"]["total"]["energy_kwh"] == pytest.approx(0.004 + 0.002 + 0.004)
+    assert fetch_days_by_id(settings, []) == {}
+    every = {(r["dim"], r["value"]): r for r in fetch_all_totals(settings)}
+    assert every[("user", "bob")]["energy_kwh"] == pytest.approx(0.015)
+    assert {k for k in every if k[0] == "tag"} == {("tag", "project=vision")}
     series = fetch_windows(settings, "c")
     assert [w["window_start_s"] for w in series] == [T0 + 120, T0 + DAY + 60]
 

@@ -49,6 +49,18 @@ def test_day_and_total_carry_their_sums_from_version_to_version() -> None:
     assert (tag["dim"], tag["value"]) == ("tag", "k=a|b") and "days" not in tag
 
 
+def test_gpu_hours_roll_up_per_day_and_value_and_carry_over_versions() -> None:
+    first = rollups.deltas([window("a", "alice", T0, 0.1, gpu_hours=0.5)], {})["2026-01-01"]
+    second = rollups.deltas([window("b", "bob", T0 + 60, 0.1, gpu_hours=1.25)], {})["2026-01-01"]
+    v2 = rollups.merge_day(rollups.merge_day(None, "2026-01-01", first, 1), "2026-01-01", second, 2)
+    assert "gpu_hours" in rollups.rolled()
+    assert v2["total"]["gpu_hours"] == pytest.approx(1.75)
+    by = {(e["dim"], e["value"]): e for e in v2["by"]}
+    assert by[("user", "bob")]["gpu_hours"] == pytest.approx(1.25)
+    total = rollups.merge_total(None, "user|alice", {"2026-01-01": first[("user", "alice")]}, 1)
+    assert total["gpu_hours"] == pytest.approx(0.5)
+
+
 def test_index_entries_move_with_their_run_and_series_windows_are_replaced_by_key() -> None:
     run = {"run_id": "a", "user_id": "u", "model_name": "m", "tags": {}, "start": None,
            "energy_kwh": 9.0}  # fmt: skip

@@ -195,6 +195,28 @@ def test_every_declared_aggregate_is_computed_from_the_normalised_events(spark: 
     assert row["n_seq"] == 1 and row["seq_sum"] == 3 and row["seq_xor"] == 3
 
 
+def test_gpu_hours_count_the_gpus_each_event_reports_over_its_interval(spark: Any) -> None:
+    """``gpu_hours``: interval_s x the event's ``gpu_count`` (else its ``gpus`` list, else
+    none), summed over the window's events, / 3600."""
+    from spark_jobs import transforms as T
+
+    fallback = spark.createDataFrame([("DE", 400.0, "test")],
+                                     "zone string, fb_g_per_kwh double, fb_source string")
+    slots = spark.createDataFrame([], "zone string, slot_s long, seg_start_s long, "
+                                      "seg_end_s long, ref_g_per_kwh double, ref_provider string, "
+                                      "ref_kind string")  # fmt: skip
+    two = {**SEED, "timestamp": "2025-10-14T14:25:10Z", "interval_s": 10, "gpu_count": 2}
+    listed = {**SEED, "timestamp": "2025-10-14T14:25:40Z", "interval_s": 30,
+              "gpus": [{"index": i} for i in range(4)]}  # fmt: skip
+    idle = {**SEED, "timestamp": "2025-10-14T14:25:50Z", "interval_s": 5, "gpu_count": 0}
+    bare = {**SEED, "timestamp": "2025-10-14T14:25:55Z", "interval_s": 5}  # says nothing
+    events = [{**e, "seq": i} for i, e in enumerate((two, listed, idle, bare))]
+    valid = T.check(T.parse(kafka_rows(spark, events))).where("reason IS NULL")
+    (row,) = T.windows(T.with_intensity(T.normalise(valid), slots, fallback, 475.0), 60).collect()
+    assert row["n_events"] == 4
+    assert row["gpu_hours"] == pytest.approx((10 * 2 + 30 * 4) / 3600)
+
+
 def test_with_host_topics_an_event_must_name_its_topics_host(spark: Any) -> None:
     """A host topic proves who wrote it (ACL); an event claiming another host is rejected."""
     from spark_jobs import transforms as T

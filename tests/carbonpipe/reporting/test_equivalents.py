@@ -31,6 +31,29 @@ def test_bundled_tables_load_and_cite_their_sources() -> None:
     assert all(f"[{p.source}]" in text for p in prices.values())  # every row's source cited
 
 
+def test_every_listed_zone_is_costed_and_the_others_stay_unpriced() -> None:
+    """Each zone of the shipped table costs kWh x its price in its currency; the zones the
+    cloud regions map to that have no row (nor a country row) are reported unpriced."""
+    import csv
+
+    prices = load_prices(load_settings().electricity_prices_path)
+    assert {"US-TEX-ERCO", "US-CAL-CISO", "IE", "FI"} <= set(prices)
+    for zone, p in prices.items():
+        want = {p.currency: pytest.approx(2.0 * p.price_per_kwh)}
+        assert cost({zone: 2.0}, prices) == (want, {})
+    lines = resource("data/cloud_regions.csv").read_text().splitlines()
+    zones = {r["zone"] for r in csv.DictReader(x for x in lines if not x.startswith("#"))}
+    unpriced = {z for z in zones if price_for(z, prices) is None}
+    assert "US-MIDA-PJM" in unpriced and "IE" not in unpriced  # a multi-state operator
+    per_currency, left = cost(dict.fromkeys(zones, 1.0), prices)
+    assert set(left) == unpriced
+    want_cost: dict[str, float] = {}
+    for z in zones - unpriced:
+        p = prices.get(z) or prices[z.split("-")[0]]
+        want_cost[p.currency] = want_cost.get(p.currency, 0.0) + p.price_per_kwh
+    assert per_currency == pytest.approx(want_cost)
+
+
 def test_equivalents_divide_by_the_factor() -> None:
     eq = load_equivalents()
     got = equivalents(251.03 * 10, eq)

@@ -27,7 +27,8 @@ def run(rid: str, user: str, kwh: float, co2: float, **kw: Any) -> dict[str, Any
 
 
 RUNS = [run("a", "alice", 1.0, 100.0, tags={"project": "vision"}),
-        run("b", "alice", 2.0, 300.0), run("c", EVIL, 1.0, 600.0, zones=["XX"])]  # fmt: skip
+        run("b", "alice", 2.0, 300.0, gpu_hours=1.5),
+        run("c", EVIL, 1.0, 600.0, zones=["XX"])]  # fmt: skip
 FACTORS = Factors(1.5, {"US-CA": Price("US-CA", 0.2, "USD", 2023, "EIA2023")},
                   load_equivalents(), citations(resource("data/electricity_prices.csv"),
                                                 resource("data/equivalents.csv")))  # fmt: skip
@@ -47,6 +48,7 @@ def test_totals_groups_provenance_and_facility_figures() -> None:
     assert t["unpriced_kwh"] == {"XX": pytest.approx(1.5)}
     assert t["equivalents"]["car_km"] == pytest.approx(1500 / 251.03)
     assert [(g["group"], g["runs"]) for g in r["groups"]] == [(EVIL, 1), ("alice", 2)]
+    assert t["gpu_hours"] == 1.5 and r["groups"][1]["gpu_hours"] == 1.5
     assert sum(g["share_of_co2"] for g in r["groups"]) == pytest.approx(1.0)
     assert r["provenance"]["measured_share"] == pytest.approx(0.5)
     assert r["factors"]["prices"]["US-CA"]["source"] == "EIA2023"

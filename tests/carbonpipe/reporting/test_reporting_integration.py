@@ -21,6 +21,7 @@ import pytest
 
 from carbonpipe.core.config import Settings
 from carbonpipe.core.timeutil import utc_iso
+from carbonpipe.reporting.budgets import period_of
 from tests.carbonpipe.reporting.hook_server import Hook, running
 from tests.fault.scenario import J_PER_EVENT, KWH_PER_EVENT, job_settings, mongo
 from tests.spark_jobs.pipeline_harness import (
@@ -33,9 +34,31 @@ from tests.spark_jobs.pipeline_harness import (
 
 pytestmark = pytest.mark.integration
 
-# Ten minutes ago: inside the current UTC month (unless the month began in the last 10 min).
-T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10)
 LIMIT_KWH = 10 * KWH_PER_EVENT  # alice's monthly budget: ten events
+MAX_EVENTS = 20  # per run; one every 10 s
+
+
+def anchor(now: datetime, period: str = "month") -> datetime:
+    """Where the events start: ten minutes ago, or the start of now's budget period when that
+    is nearer (events must count in the period the budget is evaluated in). From the period's
+    start the last event may lie ahead of now, but never more than the job accepts."""
+    return max(now - timedelta(minutes=10), period_of(period, now).start)
+
+
+T0 = anchor(datetime.now(timezone.utc).replace(microsecond=0))
+
+
+@pytest.mark.parametrize("now", [datetime(2026, 12, 1, 0, 3, tzinfo=timezone.utc),
+                                 datetime(2027, 1, 1, 0, 0, 1, tzinfo=timezone.utc),
+                                 datetime(2026, 12, 17, 9, 30, tzinfo=timezone.utc)])
+def test_the_events_fall_in_the_budget_period_whatever_now_is(now: datetime) -> None:
+    from spark_jobs.transforms import MAX_SKEW_S
+
+    t0 = anchor(now)
+    last = t0 + timedelta(seconds=10 * (MAX_EVENTS - 1))
+    assert period_of("month", t0) == period_of("month", now) == period_of("month", last)
+    assert last <= now + timedelta(seconds=MAX_SKEW_S)  # not rejected as from the future
+    assert t0 <= now - timedelta(minutes=10) or t0 == period_of("month", now).start
 
 
 def ev(run: str, user: str, seq: int, region: str = "GB", **kw: Any) -> dict[str, Any]:
@@ -117,9 +140,17 @@ def test_report_totals_equal_runs_and_codecarbon_export_reads_back(
 ) -> None:
     s, job, hook = world
     events = ([ev("r1", "alice", i, tags={"project": "vision"}) for i in range(4)]
-              + [ev("r2", "bob", i, region="DE", tags={"project": "nlp"}) for i in range(6)]
-              + [ev("r3", "alice", i, region="US-CAL-CISO", model="bert") for i in range(5)])
+              + [ev("r2", "bob", i, region="DE", tags={"project": "nlp"}, gpu_count=2)
+                 for i in range(6)]
+              + [ev("r3", "alice", i, region="US-CAL-CISO", model="bert",
+                    gpus=[{"index": 0, "power_w": 100.0}]) for i in range(5)])  # fmt: skip
     push(s, job, events, 15)
+    # GPU-hours: 10 s x the GPUs each event reports (r2: gpu_count 2; r3: a one-GPU list)
+    gpu_h = {"r1": 0.0, "r2": 6 * 10 * 2 / 3600, "r3": 5 * 10 * 1 / 3600}
+    runs = {r["run_id"]: r for r in json.loads(cli(s, hook, "runs", "--json"))}
+    assert {k: r["gpu_hours"] for k, r in runs.items()} == pytest.approx(gpu_h)
+    bob = {u["user_id"]: u for u in json.loads(cli(s, hook, "users", "--json"))}["bob"]
+    assert bob["gpu_hours"] == pytest.approx(gpu_h["r2"])  # the rollups carry it
     since = utc_iso(T0 - timedelta(minutes=1))
     until = utc_iso(T0 + timedelta(hours=1))
     for filt in ([], ["--user", "alice"], ["--tag", "project=nlp"], ["--model", "bert"]):
@@ -131,6 +162,7 @@ def test_report_totals_equal_runs_and_codecarbon_export_reads_back(
         assert t["runs"] == len(runs) > 0
         assert t["energy_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in runs))
         assert t["co2_g"] == pytest.approx(sum(r["co2_g"] for r in runs))
+        assert t["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in runs))
         assert sum(g["co2_g"] for g in rep["groups"]) == pytest.approx(t["co2_g"])
     assert {g["group"] for g in rep["groups"]} == {"(none)"}  # bert: untagged
 
@@ -159,3 +191,5 @@ def test_report_totals_equal_runs_and_codecarbon_export_reads_back(
     assert cold["totals"]["runs"] == hot["totals"]["runs"] == 3
     assert cold["totals"]["co2_g"] == pytest.approx(hot["totals"]["co2_g"])
     assert cold["totals"]["energy_kwh"] == pytest.approx(hot["totals"]["energy_kwh"])
+    assert cold["totals"]["gpu_hours"] == pytest.approx(hot["totals"]["gpu_hours"])
+    assert hot["totals"]["gpu_hours"] == pytest.approx(sum(gpu_h.values()))

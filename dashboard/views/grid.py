@@ -14,8 +14,8 @@ from dashboard import grid_data as gd
 from dashboard.advice import render as scheduling_advice
 from dashboard.auth import visible_runs
 from dashboard.data import decision_log
-from dashboard.pages import own_scope
 from dashboard.safe import guarded, hot_store_down, text_table
+from dashboard.views import own_scope
 
 SCHEDULED_SPAN = timedelta(days=30)  # scheduled runs looked at for realised savings
 SCHEDULED_READ = 500  # runs of that span read at most

@@ -12,9 +12,9 @@ from carbonpipe.core.config import Settings
 from carbonpipe.query import SORTS, RunFilter, fetch_run, fetch_runs
 from dashboard.auth import visible_runs
 from dashboard.data import runs_table
-from dashboard.pages import own_scope, run_link
 from dashboard.run_data import MAX_COMPARE, compare_table
 from dashboard.safe import hot_store_down, md, text_table
+from dashboard.views import own_scope, run_link
 
 PAGE_SIZES = (25, 50, 100)
 SPANS = {"last 7 days": 7, "last 30 days": 30, "last 365 days": 365}

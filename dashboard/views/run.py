@@ -14,8 +14,8 @@ from carbonpipe.query import fetch_run, fetch_windows
 from dashboard import run_data as rd
 from dashboard.auth import visible_runs
 from dashboard.data import decision_log, run_summary, scheduled_summary
-from dashboard.pages import utc
 from dashboard.safe import hot_store_down, text_table
+from dashboard.views import utc
 
 
 def render(settings: Settings, viewer: str | None) -> None:

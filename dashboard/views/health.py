@@ -11,8 +11,8 @@ import streamlit as st
 from carbonpipe.core.config import Settings
 from carbonpipe.query import fetch_intensity, fetch_pipeline
 from dashboard import health_data as hd
-from dashboard.pages import utc
 from dashboard.safe import hot_store_down
+from dashboard.views import utc
 
 
 def render(settings: Settings, viewer: str | None) -> None:

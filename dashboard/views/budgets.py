@@ -1,7 +1,7 @@
 """Budgets page: each budget's use this period, its forecast, and the alerts it raised.
 
 ``render(settings, viewer)`` draws it (the app's ``st.navigation`` calls it after
-``require_login``); run as a script (``streamlit run dashboard/pages/budgets.py``) it signs the
+``require_login``); run as a script (``streamlit run dashboard/views/budgets.py``) it signs the
 viewer in and renders itself. With ``CARBONPIPE_DASHBOARD_SCOPE=own`` a viewer sees only the
 budgets of their own user id (a tag's or the organisation's use would show others' figures).
 Scopes and ids are user text: shown with ``st.text``/tables or ``md``, never as Markdown.
@@ -88,7 +88,7 @@ def render(settings: Settings, viewer: str | None) -> None:
         st.caption("None yet.")
 
 
-if __name__ == "__main__":  # `streamlit run dashboard/pages/budgets.py`
+if __name__ == "__main__":  # `streamlit run dashboard/views/budgets.py`
     import streamlit as st
 
     from carbonpipe.core.config import get_settings

@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from carbonpipe.core.config import Settings, get_settings
-from carbonpipe.query import RunFilter, fetch_day, fetch_runs, fetch_totals
+from carbonpipe.core.config import Settings
+from carbonpipe.query import RunFilter, fetch_all_totals, fetch_days_by_id, fetch_runs
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
-from dashboard.pages import own_scope
 from dashboard.safe import hot_store_down, text_table
+from dashboard.views import own_scope
 
 
 def _controls(settings: Settings, viewer: str | None, opts: dict[str, list[str]]
@@ -46,27 +46,38 @@ def _controls(settings: Settings, viewer: str | None, opts: dict[str, list[str]]
     return period, od.Filters(**chosen)
 
 
-def _entries(settings: Settings, viewer: str | None, period: od.Period, f: od.Filters
-             ) -> tuple[list[od.Entry], int, bool]:  # fmt: skip
-    """The entries of ``period``: from the day rollups unfiltered, else from its runs."""
+def _entries(settings: Settings, viewer: str | None, period: od.Period, f: od.Filters,
+             buckets: list[dict[str, Any]]) -> tuple[list[od.Entry], int, bool]:  # fmt: skip
+    """The entries of ``period``: from the day buckets unfiltered, else from its runs."""
     if not f.active():
-        now = datetime.now(timezone.utc)
-        days = [d for day in od.day_ids(period)
-                if (d := (_settled_day(settings.mongo_db, day)
-                          if od.settled(day, now, settings.lateness_s)
-                          else fetch_day(settings, day))) is not None]  # fmt: skip
-        return od.rollup_entries(days, period), -1, False
+        return od.rollup_entries(buckets, period), -1, False
     runs = fetch_runs(settings, where=f.run_filter(period), limit=od.MAX_FILTERED_RUNS)
     hit_limit = len(runs) >= od.MAX_FILTERED_RUNS
     mine = [r for r in visible_runs(viewer, runs, settings.dashboard_scope) if f.matches(r)]
     return od.run_entries(mine), len(mine), hit_limit
 
 
-@st.cache_data(ttl=6 * 3600, max_entries=2_000, show_spinner=False)
-def _settled_day(mongo_db: str, day: str) -> dict[str, Any] | None:
-    """A day bucket no event can change any more, read once per process (a year of them is
-    365 reads, ~20 ms each on the embedded FerretDB). Keyed by database and day."""
-    return fetch_day(get_settings(), day)
+@st.cache_resource(show_spinner=False)
+def _settled_days() -> dict[tuple[str, str], dict[str, Any] | None]:
+    """(database, day) -> a day bucket no event can change any more (None: no figures), kept
+    for the process: a year's Overview reads its settled buckets once, not on every view."""
+    return {}
+
+
+def _buckets(settings: Settings, days: list[str]) -> list[dict[str, Any]]:
+    """The buckets of ``days``: settled ones from the process cache, the others (and settled
+    ones not seen yet) in one ``fetch_days_by_id`` call."""
+    now = datetime.now(timezone.utc)
+    cache, db = _settled_days(), settings.mongo_db
+    missing = [d for d in days if (db, d) not in cache]
+    got = fetch_days_by_id(settings, missing) if missing else {}
+    if len(cache) > od.MAX_CACHED_DAYS:  # bounded: many databases or decades of history
+        cache.clear()
+    for d in missing:
+        if od.settled(d, now, settings.lateness_s):
+            cache[(db, d)] = got.get(d)
+    out = (cache[(db, d)] if (db, d) in cache else got.get(d) for d in days)
+    return [b for b in out if b is not None]
 
 
 def render(settings: Settings, viewer: str | None) -> None:
@@ -77,14 +88,17 @@ def render(settings: Settings, viewer: str | None) -> None:
                               limit=od.MAX_FILTERED_RUNS)  # fmt: skip
             opts = od.options_from_runs(visible_runs(viewer, mine, settings.dashboard_scope))
         else:
-            opts = od.options([r for d in od.DIMS for r in fetch_totals(settings, d)])
+            opts = od.options(fetch_all_totals(settings))
     except Exception as exc:
         hot_store_down(st, exc)
         return
     period, f = _controls(settings, viewer, opts)
     try:
-        cur, n_runs, capped = _entries(settings, viewer, period, f)
-        prev, _, _ = _entries(settings, viewer, period.previous(), f)
+        # unfiltered: the buckets of both periods in one read
+        buckets = [] if f.active() else _buckets(settings, list(dict.fromkeys(
+            [*od.day_ids(period.previous()), *od.day_ids(period)])))
+        cur, n_runs, capped = _entries(settings, viewer, period, f, buckets)
+        prev, _, _ = _entries(settings, viewer, period.previous(), f, buckets)
     except Exception as exc:
         hot_store_down(st, exc)
         return
@@ -112,11 +126,12 @@ def _metric(col: Any, label: str, value: float, before: float, fmt: str) -> None
 
 def _figures(cur: list[od.Entry], prev: list[od.Entry]) -> None:
     t, p = od.totals(cur), od.totals(prev)
-    c = st.columns(4)
+    c = st.columns(5)
     _metric(c[0], "energy (kWh)", t["energy_kwh"], p["energy_kwh"], ".6f")
     _metric(c[1], "CO₂e (g)", t["co2_g"], p["co2_g"], ".3f")
     _metric(c[2], "runs", t["runs"], p["runs"], ".0f")
-    _metric(c[3], "GPU energy (kWh)", t["gpu_kwh"], p["gpu_kwh"], ".6f")
+    _metric(c[3], "GPU-hours", t["gpu_hours"], p["gpu_hours"], ".3f")
+    _metric(c[4], "GPU energy (kWh)", t["gpu_kwh"], p["gpu_kwh"], ".6f")
     if not t["runs"] and not t["energy_kwh"]:
         st.info("No runs in this range. Start one: "
                 "`carbonpipe collect --run-id R --user U --model M -- CMD`")

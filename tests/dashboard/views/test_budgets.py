@@ -11,7 +11,7 @@ import pytest
 from carbonpipe.core.config import Settings
 from carbonpipe.reporting import store
 from carbonpipe.reporting.budgets import Budget, Scope, crossings, evaluate, parse_scope
-from dashboard.pages.budgets import progress_line, visible
+from dashboard.views.budgets import progress_line, visible
 from spark_jobs.hot_store import HotStore
 from tests.spark_jobs.test_hot_store_mongo import part
 
@@ -53,7 +53,7 @@ def page(settings: Settings, viewer: str | None, scope: str) -> object:
 
     script = (
         "from carbonpipe.core.config import load_settings\n"
-        "from dashboard.pages.budgets import render\n"
+        "from dashboard.views.budgets import render\n"
         f"render(load_settings(mongo_uri={settings.mongo_uri!r}, "
         f"mongo_db={settings.mongo_db!r}, dashboard_scope={scope!r}, "
         f"dashboard_auth={'password' if scope == 'own' else 'none'!r}, "
