@@ -149,8 +149,12 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=50_000, help="events per micro-batch")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the bench database and topic")
-    ap.add_argument("--reuse", metavar="DB", help="time over a database a --keep run loaded "
-                    "(its --runs and --windows-per-run must be given again); no load")
+    ap.add_argument(
+        "--reuse",
+        metavar="DB",
+        help="time over a database a --keep run loaded "
+        "(its --runs and --windows-per-run must be given again); no load",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = ap.parse_args()
     from carbonpipe.core.config import load_settings
@@ -214,7 +218,8 @@ def main() -> int:
         with sync_playwright() as pw:
             browser = launch(pw)
             details["dashboard_first_paint_cold_s"] = round(
-                paint_s(browser, f"http://127.0.0.1:{port}/"), 3)  # unrecorded: server warm-up
+                paint_s(browser, f"http://127.0.0.1:{port}/"), 3
+            )  # unrecorded: server warm-up
             for r in range(args.rounds):
                 s, out = cli_s(exe, env, "runs", "--json", "--limit", "50")
                 assert len(out) == 50, len(out)
@@ -223,8 +228,10 @@ def main() -> int:
                 assert len(out) == min(200, args.runs), len(out)
                 rows["cli_users_s"].append(s)
                 rows["dashboard_complete_s"].append(paint_s(browser, f"http://127.0.0.1:{port}/"))
-                print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}"
-                                                       for k, v in rows.items()), flush=True)
+                print(
+                    f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in rows.items()),
+                    flush=True,
+                )
             browser.close()
     finally:
         dash.terminate()
@@ -236,11 +243,18 @@ def main() -> int:
         "bench": "scale",
         "date": started.isoformat(timespec="seconds"),
         "command": " ".join(["bench/bench_scale.py", *sys.argv[1:]]),
-        "scenario": {"runs": args.runs, "windows_per_run": args.windows_per_run,
-                     "events": n, "days": args.days, "batch": args.batch,
-                     "rounds": args.rounds, "window_s": settings.window_s},
-        "store": (f"embedded FerretDB ({base.mongo_backend})" if base.uses_embedded_mongo
-                  else "MONGO_URI"),
+        "scenario": {
+            "runs": args.runs,
+            "windows_per_run": args.windows_per_run,
+            "events": n,
+            "days": args.days,
+            "batch": args.batch,
+            "rounds": args.rounds,
+            "window_s": settings.window_s,
+        },
+        "store": (
+            f"embedded FerretDB ({base.mongo_backend})" if base.uses_embedded_mongo else "MONGO_URI"
+        ),
         "machine": {**machine(), "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
         "versions": versions(),
         "load": loaded,
