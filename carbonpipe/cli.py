@@ -51,8 +51,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def skip_pydantic_plugin_scan() -> None:
+    """pydantic looks for its plugins in the entry points of every installed distribution when
+    the first model class is built: 30-60 ms here, a tenth of a command's 0.5 s budget
+    (``bench/bench_scale.py``). carbonpipe uses no pydantic plugin, so the CLI process records
+    "none" before ``Settings`` is built. A library user's process (``carbonpipe.track``) keeps
+    its plugins: only the console command does this. No-op if pydantic changes the cache."""
+    from pydantic.plugin import _loader
+
+    if getattr(_loader, "_plugins", ()) is None:
+        _loader._plugins = {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "--version":
+        skip_pydantic_plugin_scan()
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
