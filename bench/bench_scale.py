@@ -236,9 +236,10 @@ def main() -> int:
     finally:
         dash.terminate()
         dash.wait(30)
-    summary = {k: {"median": round(statistics.median(v), 3), "min": round(min(v), 3),
-                   "max": round(max(v), 3), "rounds": [round(x, 3) for x in v]}
-               for k, v in rows.items()}  # fmt: skip
+    summary: dict[str, dict[str, Any]] = {
+        k: {"median": round(statistics.median(v), 3), "min": round(min(v), 3),
+            "max": round(max(v), 3), "rounds": [round(x, 3) for x in v]}
+        for k, v in rows.items()}  # fmt: skip
     result = {
         "bench": "scale",
         "date": started.isoformat(timespec="seconds"),
