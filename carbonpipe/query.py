@@ -287,10 +287,10 @@ def register(sub: Any) -> None:
     p.add_argument("--until", help="runs started before this UTC date/time")
     p.add_argument("--limit", type=int, help="at most this many runs")
     p.add_argument("--sort", default="start", choices=SORTS, help="largest first (start: newest)")
-    p.set_defaults(func=_runs)
+    p.set_defaults(func=_runs, quick_exit=True)  # read-only: see carbonpipe.cli.quick_exit
     u = sub.add_parser("users", help="per-user totals (hot store rollups)")
     u.add_argument("--json", action="store_true")
     u.add_argument("--user")
     u.add_argument("--since", help="whole UTC days from this date")
     u.add_argument("--until", help="... to this date")
-    u.set_defaults(func=_users)
+    u.set_defaults(func=_users, quick_exit=True)

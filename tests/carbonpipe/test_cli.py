@@ -53,3 +53,23 @@ def test_the_cli_skips_pydantic_plugin_discovery_and_settings_still_load() -> No
             "from pydantic.plugin import _loader\nassert _loader._plugins == {}\n"
             "from carbonpipe.core.config import load_settings\nload_settings()")  # fmt: skip
     assert imported_after(code) == []
+
+
+def test_quick_exit_flushes_output_and_skips_exit_handlers() -> None:
+    code = ("import atexit\nfrom carbonpipe.cli import quick_exit\n"
+            "atexit.register(lambda: print('exit handler ran'))\n"
+            "print('figures', end='')\nquick_exit(3)")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=env)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (3, "figures")
+
+
+def test_only_the_read_only_commands_exit_quickly() -> None:
+    import argparse
+
+    from carbonpipe.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    quick = {name for name, p in sub.choices.items() if p.get_default("quick_exit")}
+    assert quick == {"runs", "users"}
