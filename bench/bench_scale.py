@@ -178,7 +178,7 @@ def main() -> int:
     base = load_settings()
     settings = base.model_copy(update={
         "metrics_topic": f"bench.scale.{tag}", "intensity_topic": f"bench.scale-int.{tag}",
-        "dlq_topic": f"bench.scale-dlq.{tag}", "mongo_db": f"carbonpipe_scale_{tag}",
+        "dlq_topic": f"bench.scale-dlq.{tag}", "mongo_db": args.reuse or f"carbonpipe_scale_{tag}",
         "cold_store_uri": str(tmp / "cold"), "checkpoint_uri": str(tmp / "cp"),
         "max_offsets_per_trigger": args.batch, "spark_driver_memory": "4g",
         # the per-event Parquet archive is not read by any reader timed here; without it the
