@@ -23,8 +23,8 @@ from carbonpipe.core.versions import (
     series_days,
 )
 
-__all__ = ["RunFilter", "fetch_day", "fetch_days", "fetch_pipeline", "fetch_run", "fetch_runs",
-           "fetch_totals", "run_fields"]
+__all__ = ["RunFilter", "fetch_all_totals", "fetch_day", "fetch_days", "fetch_days_by_id",
+           "fetch_pipeline", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -167,6 +167,17 @@ def fetch_totals(
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         cur[k] = cur.get(k, 0) + v
         rows = list(acc.values())
+    return _ranked(rows)
+
+
+def fetch_all_totals(settings: Settings) -> list[dict[str, Any]]:
+    """The all-time totals of every dimension in one read, largest CO2e first: FerretDB
+    decodes the whole collection for any filter but ``_id``, so one read costs what one
+    ``fetch_totals`` does (5 of them took 1.4 s of the Overview over 10,000 runs)."""
+    return _ranked([dict(d) for d in _db(settings)[TOTALS].find()])
+
+
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         e = r.get("energy_kwh") or 0.0
         r["mean_intensity_g_per_kwh"] = (r.get("co2_g") or 0.0) / e if e > 0 else None
@@ -180,18 +191,19 @@ def fetch_days(
     """The day buckets of ``since``..``until`` (UTC days with figures), oldest first."""
     db = _db(settings)
     days = RunFilter(since=since, until=until).days(_days(db))
-    out = []
-    for day in days:
-        doc = db[DAYS].find_one({"_id": day})
-        if doc:
-            out.append(doc)
-    return out
+    return [doc for doc in _by_id(db[DAYS], days) if doc]
 
 
 def fetch_day(settings: Settings, day: str) -> dict[str, Any] | None:
     """One UTC day's bucket (``YYYY-MM-DD``) by ``_id``, None for a day without figures."""
     doc: dict[str, Any] | None = _db(settings)[DAYS].find_one({"_id": day})
     return doc
+
+
+def fetch_days_by_id(settings: Settings, days: list[str]) -> list[dict[str, Any] | None]:
+    """Day buckets by ``_id`` (``YYYY-MM-DD``), in order, None for a day without figures;
+    looked up concurrently (a week of buckets over 10,000 runs: ~100 ms each)."""
+    return _by_id(_db(settings)[DAYS], days)
 
 
 def fetch_windows(

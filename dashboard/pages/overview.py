@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import Settings, get_settings
-from carbonpipe.query import RunFilter, fetch_day, fetch_runs, fetch_totals
+from carbonpipe.query import RunFilter, fetch_all_totals, fetch_day, fetch_days_by_id, fetch_runs
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
 from dashboard.pages import own_scope
@@ -51,10 +51,12 @@ def _entries(settings: Settings, viewer: str | None, period: od.Period, f: od.Fi
     """The entries of ``period``: from the day rollups unfiltered, else from its runs."""
     if not f.active():
         now = datetime.now(timezone.utc)
-        days = [d for day in od.day_ids(period)
-                if (d := (_settled_day(settings.mongo_db, day)
-                          if od.settled(day, now, settings.lateness_s)
-                          else fetch_day(settings, day))) is not None]  # fmt: skip
+        ids = od.day_ids(period)
+        open_days = [day for day in ids if not od.settled(day, now, settings.lateness_s)]
+        fresh = dict(zip(open_days, fetch_days_by_id(settings, open_days), strict=True))
+        days = [d for day in ids
+                if (d := fresh[day] if day in fresh
+                    else _settled_day(settings.mongo_db, day)) is not None]  # fmt: skip
         return od.rollup_entries(days, period), -1, False
     runs = fetch_runs(settings, where=f.run_filter(period), limit=od.MAX_FILTERED_RUNS)
     hit_limit = len(runs) >= od.MAX_FILTERED_RUNS
@@ -77,7 +79,7 @@ def render(settings: Settings, viewer: str | None) -> None:
                               limit=od.MAX_FILTERED_RUNS)  # fmt: skip
             opts = od.options_from_runs(visible_runs(viewer, mine, settings.dashboard_scope))
         else:
-            opts = od.options([r for d in od.DIMS for r in fetch_totals(settings, d)])
+            opts = od.options(fetch_all_totals(settings))  # one read for every dimension
     except Exception as exc:
         hot_store_down(st, exc)
         return
