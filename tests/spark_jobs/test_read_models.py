@@ -13,7 +13,15 @@ import pytest
 
 from carbonpipe.core.config import Settings
 from carbonpipe.core.versions import newest
-from carbonpipe.query import RunFilter, fetch_runs, fetch_totals, fetch_windows
+from carbonpipe.query import (
+    RunFilter,
+    fetch_all_totals,
+    fetch_day,
+    fetch_days_by_id,
+    fetch_runs,
+    fetch_totals,
+    fetch_windows,
+)
 from spark_jobs.hot_store import HotStore, Versions
 from tests.spark_jobs.test_hot_store_mongo import T0, part
 
@@ -115,6 +123,14 @@ def test_readers_page_by_day_and_filter(settings: Settings) -> None:
     assert tags["project=vision"]["energy_kwh"] == pytest.approx(0.009)
     series = fetch_windows(settings, "c")
     assert [w["window_start_s"] for w in series] == [T0 + 120, T0 + DAY + 60]
+    # the Overview's one-read forms: every dimension at once, day buckets by id, in order
+    every = fetch_all_totals(settings)
+    for dim in ("user", "model", "zone", "host", "tag"):
+        assert [r for r in every if r["dim"] == dim] == fetch_totals(settings, dim)
+    d1, d2 = (datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d") for t in (T0, T0 + DAY))
+    got = fetch_days_by_id(settings, [d2, "1999-01-01", d1])
+    assert got[1] is None and [g and g["_id"] for g in got] == [d2, None, d1]
+    assert got[0] == fetch_day(settings, d2) and got[2] == fetch_day(settings, d1)
 
 
 @pytest.mark.slow
