@@ -10,7 +10,7 @@ help:
 	@echo "make demo             set up, start Kafka/MongoDB/feeder/Spark/dashboard, run a real training job"
 	@echo "make test             set up and run the whole test suite (unit, integration, browser)"
 	@echo "make stop             stop everything the demo started;  make clean: also drop all data"
-	@echo "make bench            pipeline (1 M events), collector overhead and scheduler benchmarks"
+	@echo "make bench            pipeline (1 M events), collector overhead, scheduler, readers at fleet scale"
 	@echo "make test-frameworks  collector callbacks against real PyTorch Lightning / HF / Keras (big download)"
 	@echo "make lint             ruff + mypy"
 	@echo "make cluster-up       3 Kafka brokers (RF 3), Spark master + 2 workers, HDFS on loopback"
@@ -60,8 +60,8 @@ test-frameworks: setup
 # writing nothing to bench/results/, when a comparison cannot be measured. BENCH_ARGS passes
 # options through, e.g. make bench-collector BENCH_ARGS="--rounds 5 --window-s 30". After a
 # bench has written its result, the README's table is regenerated from bench/results/.
-.PHONY: bench-deps bench-readme bench-readers bench-latency
-bench: bench-pipeline bench-collector bench-schedule bench-readers bench-latency
+.PHONY: bench-deps bench-readme bench-readers bench-latency bench-scale
+bench: bench-pipeline bench-collector bench-schedule bench-readers bench-latency bench-scale
 
 bench-deps: setup
 	@bash bench/install.sh
@@ -83,6 +83,12 @@ bench-readers: bench-deps
 
 bench-latency: bench-deps
 	$(PY) bench/bench_latency.py $(BENCH_ARGS)
+
+# 10,000 runs x 100 windows through Kafka and the streaming job, then runs/users/dashboard timed;
+# BENCH_ARGS="--runs 200 --windows-per-run 20" for a quick try.
+bench-scale: bench-deps
+	$(PY) bench/bench_scale.py $(BENCH_ARGS)
+	$(PY) bench/readme_table.py --write
 
 bench-readme:
 	$(PY) bench/readme_table.py --write

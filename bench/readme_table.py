@@ -157,6 +157,25 @@ def schedule_row(doc: Mapping[str, Any]) -> str:
     )
 
 
+def scale_row(doc: Mapping[str, Any]) -> str:
+    """Readers and the dashboard over the fleet-scale hot store (``bench_scale.py``)."""
+    sc, targets = doc["scenario"], doc["targets"]
+
+    def fig(key: str) -> str:
+        s = _spread(doc, "figures", key, lambda v: f"{v:.2f}")
+        met = "met" if doc["figures"][key]["median"] <= targets[key] else "**not met**"
+        return f"{s} s (target ≤ {targets[key]:g} s: {met})"
+
+    return (
+        f"| fleet scale: {sc['runs']:,} runs, {_count(doc['load']['window_docs'])} window "
+        f"documents loaded through Kafka and the streaming job | `carbonpipe runs --json "
+        f"--limit 50` "
+        f"{fig('cli_runs_limit50_s')}; `carbonpipe users --json` {fig('cli_users_s')}; "
+        f"dashboard Overview complete in headless chromium {fig('dashboard_complete_s')} | "
+        f"{str(doc['date'])[:10]}, median [range] of {sc['rounds']} rounds (`scale.json`) |"
+    )
+
+
 def study_row(doc: Mapping[str, Any]) -> str:
     """Let's Wait Awhile reproduced: nightly +-8 h at 5 % error, ML jobs semi-weekly
     interrupting at 5 % error, per region (the study's strategy, not the smoothed one)."""
@@ -215,6 +234,7 @@ def render(results: Path = RESULTS_DIR) -> dict[str, str]:
         pipeline_row(pipe),
         *collector_rows(_load(results, "collector.json")),
         schedule_row(_load(results, "schedule_bench.json")),
+        scale_row(_load(results, "scale.json")),
         study_row(_load(results, "lets_wait_awhile.json")),
     ]
     return {"bench-table": "\n".join(main), "bench-pipeline-table": pipeline_paths(pipe)}

@@ -8,9 +8,12 @@ imports Spark, Kafka or Streamlit until the chosen sub-command needs them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from carbonpipe.core.errors import CarbonpipeError
 from carbonpipe.core.version import VERSION
@@ -51,20 +54,54 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def skip_pydantic_plugin_scan() -> None:
+    """pydantic looks for its plugins in the entry points of every installed distribution when
+    the first model class is built: 30-60 ms here, a tenth of a command's 0.5 s budget
+    (``bench/bench_scale.py``). carbonpipe uses no pydantic plugin, so the CLI process records
+    "none" before ``Settings`` is built. A library user's process (``carbonpipe.track``) keeps
+    its plugins: only the console command does this. No-op if pydantic changes the cache."""
+    from pydantic.plugin import _loader
+
+    if getattr(_loader, "_plugins", ()) is None:
+        _loader._plugins = {}
+
+
+def quick_exit(code: int) -> NoReturn:
+    """Ends the process now, output flushed, without the interpreter's exit handlers.
+
+    For read-only commands (``set_defaults(quick_exit=True)``: ``runs``, ``users``) run as
+    the console command: pymongo joins its monitor threads at exit, and each sleeps in 0.5 s
+    steps, so a finished ``carbonpipe runs`` waited ~0.45 s for nothing (measured, issue 12;
+    ``client.close()`` does not shorten it). Such a command has nothing left to write."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; ``argv`` None means the console command (``sys.argv``), whose
+    read-only commands then end with ``quick_exit`` (a caller passing ``argv`` keeps its
+    process)."""
+    console = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "--version":
+        skip_pydantic_plugin_scan()
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except CarbonpipeError as exc:  # the one place user errors become a message and a status
         print(f"carbonpipe {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    if console and getattr(args, "quick_exit", False):
+        quick_exit(code)
+    return code
 
 
 if __name__ == "__main__":

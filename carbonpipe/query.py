@@ -75,6 +75,26 @@ def _db(settings: Settings) -> Any:
     return _client(settings.mongo_uri)[settings.mongo_db]
 
 
+# Concurrent ``_id`` lookups: FerretDB answers each in ~10-20 ms here, mostly waiting, so 57
+# lookups for a page of 50 runs took 1.1 s one after another and 0.25-0.43 s eight at a time
+# (10,000 runs, bench/bench_scale.py). Only ``_id`` equality is pushed down, so no ``$in``.
+LOOKUP_THREADS = 8
+
+
+@lru_cache(maxsize=1)
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="carbonpipe-lookup")
+
+
+def _by_id(coll: Any, ids: list[str]) -> list[dict[str, Any] | None]:
+    """The documents with these ``_id``s (None where absent), in order, looked up concurrently."""
+    if len(ids) < 2:
+        return [coll.find_one({"_id": i}) for i in ids]
+    return list(_pool().map(lambda i: coll.find_one({"_id": i}), ids))
+
+
 def _days(db: Any) -> list[str]:
     """Every UTC day with figures, oldest first (the ``all|all`` total's page index)."""
     doc = db[TOTALS].find_one({"_id": "all|all"}, {"days": 1})
@@ -99,20 +119,21 @@ def fetch_runs(
     db = _db(settings)
     fields = run_fields()
     out: list[dict[str, Any]] = []
-    enough = False
+    paged = sort == "start" and limit is not None
     for day in reversed(where.days(_days(db))):
-        for hour in range(23, -1, -1):
-            bucket = db[RUN_INDEX].find_one({"_id": f"{day}T{hour:02d}"}) or {}
-            for entry in bucket.get("runs") or []:
-                if not where.matches(entry):
-                    continue
-                doc = db[RUNS].find_one({"_id": entry["run_id"]})
-                if doc is not None and where.matches(doc):
-                    out.append({k: doc.get(k) for k in fields})
-            enough = sort == "start" and limit is not None and len(out) >= limit
-            if enough:
+        buckets = _by_id(db[RUN_INDEX], [f"{day}T{hour:02d}" for hour in range(23, -1, -1)])
+        i = 0
+        while i < len(buckets):  # newest hour first, whole hours, until the page is full
+            wanted: list[str] = []
+            while i < len(buckets) and not (paged and len(out) + len(wanted) >= (limit or 0)):
+                wanted += [e["run_id"] for e in (buckets[i] or {}).get("runs") or []
+                           if where.matches(e)]  # fmt: skip
+                i += 1
+            docs = _by_id(db[RUNS], wanted)
+            out += [{k: d.get(k) for k in fields} for d in docs if d and where.matches(d)]
+            if paged and len(out) >= (limit or 0):
                 break
-        if enough:
+        if paged and len(out) >= (limit or 0):
             break
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     if sort == "start":
@@ -126,12 +147,6 @@ def fetch_run(settings: Settings, run_id: str) -> dict[str, Any] | None:
     """One run's current document (by ``_id``)."""
     doc: dict[str, Any] | None = _db(settings)[RUNS].find_one({"_id": run_id})
     return doc
-
-
-def fetch_all_totals(settings: Settings) -> list[dict[str, Any]]:
-    """The all-time totals of every dimension value in one read (FerretDB answers a filter on
-    ``dim`` by scanning the collection anyway: one scan instead of one per dimension)."""
-    return _with_means([dict(d) for d in _db(settings)[TOTALS].find()])
 
 
 def fetch_totals(
@@ -153,27 +168,22 @@ def fetch_totals(
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         cur[k] = cur.get(k, 0) + v
         rows = list(acc.values())
-    return _with_means(rows)
+    return _ranked(rows)
 
 
-def _with_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with their mean intensity, largest CO2e first."""
+def fetch_all_totals(settings: Settings) -> list[dict[str, Any]]:
+    """The all-time totals of every dimension in one read, largest CO2e first: FerretDB
+    decodes the whole collection for any filter but ``_id``, so one read costs what one
+    ``fetch_totals`` does (5 of them took 1.4 s of the Overview over 10,000 runs)."""
+    return _ranked([dict(d) for d in _db(settings)[TOTALS].find()])
+
+
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         e = r.get("energy_kwh") or 0.0
         r["mean_intensity_g_per_kwh"] = (r.get("co2_g") or 0.0) / e if e > 0 else None
         r["runs"] = int(r.get("runs") or 0)
     return sorted(rows, key=lambda r: -(r.get("co2_g") or 0.0))
-
-
-def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The day buckets of ``ids`` (``YYYY-MM-DD``) that have figures, by day. Days without
-    figures are not asked for (the ``all|all`` total lists the others). One ``_id`` read each:
-    the embedded FerretDB does not push ``$in`` down, and one query decoding a year of buckets
-    outlasts the readers' 5 s socket timeout on a loaded host (bench/bench_overview.py)."""
-    db = _db(settings)
-    want = sorted(set(ids) & set(_days(db)))
-    docs = (db[DAYS].find_one({"_id": i}) for i in want)
-    return {str(d["_id"]): d for d in docs if d is not None}
 
 
 def fetch_days(
@@ -182,18 +192,24 @@ def fetch_days(
     """The day buckets of ``since``..``until`` (UTC days with figures), oldest first."""
     db = _db(settings)
     days = RunFilter(since=since, until=until).days(_days(db))
-    out = []
-    for day in days:
-        doc = db[DAYS].find_one({"_id": day})
-        if doc:
-            out.append(doc)
-    return out
+    return [doc for doc in _by_id(db[DAYS], days) if doc]
 
 
 def fetch_day(settings: Settings, day: str) -> dict[str, Any] | None:
     """One UTC day's bucket (``YYYY-MM-DD``) by ``_id``, None for a day without figures."""
     doc: dict[str, Any] | None = _db(settings)[DAYS].find_one({"_id": day})
     return doc
+
+
+def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The day buckets of ``ids`` (``YYYY-MM-DD``) that have figures, by day. Days without
+    figures are not asked for (the ``all|all`` total lists the others). One ``_id`` read each,
+    concurrently: the embedded FerretDB does not push ``$in`` down, and one query decoding a
+    year of buckets outlasts the readers' 5 s socket timeout on a loaded host
+    (bench/bench_overview.py); a week of buckets over 10,000 runs: ~100 ms each."""
+    db = _db(settings)
+    want = sorted(set(ids) & set(_days(db)))
+    return {str(d["_id"]): d for d in _by_id(db[DAYS], want) if d is not None}
 
 
 def fetch_windows(
@@ -310,10 +326,10 @@ def register(sub: Any) -> None:
     p.add_argument("--until", help="runs started before this UTC date/time")
     p.add_argument("--limit", type=int, help="at most this many runs")
     p.add_argument("--sort", default="start", choices=SORTS, help="largest first (start: newest)")
-    p.set_defaults(func=_runs)
+    p.set_defaults(func=_runs, quick_exit=True)  # read-only: see carbonpipe.cli.quick_exit
     u = sub.add_parser("users", help="per-user totals (hot store rollups)")
     u.add_argument("--json", action="store_true")
     u.add_argument("--user")
     u.add_argument("--since", help="whole UTC days from this date")
     u.add_argument("--until", help="... to this date")
-    u.set_defaults(func=_users)
+    u.set_defaults(func=_users, quick_exit=True)

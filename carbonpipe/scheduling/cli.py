@@ -15,11 +15,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbonpipe.core.config import get_settings
 from carbonpipe.core.timeutil import duration_arg_s, parse_iso, utc_iso_s
-from carbonpipe.scheduling.policies import AllowedHours, Plan, ScheduleError
+
+if TYPE_CHECKING:  # numpy behind them: imported by the handlers, not by ``carbonpipe --help``
+    from carbonpipe.scheduling.policies import AllowedHours, Plan
 
 
 # ------------------------------------------------------------------------------ parsers
@@ -143,6 +145,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ requests
 def _allowed(ns: argparse.Namespace) -> AllowedHours | None:
+    from carbonpipe.scheduling.policies import AllowedHours
+
     return AllowedHours.parse(ns.allowed_hours, ns.tz) if ns.allowed_hours else None
 
 
@@ -268,6 +272,8 @@ def _evaluate_all_shared(error: float, seed: int, out_dir: Path, as_json: bool) 
 
     root = shared_traces_dir()
     if root is None:
+        from carbonpipe.scheduling.policies import ScheduleError
+
         raise ScheduleError("no shared traces: set CARBONPIPE_SHARED_DIR")
     rows = []
     for err in sorted({0.0, error}):  # perfect forecast always, plus noisy

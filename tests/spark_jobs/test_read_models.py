@@ -132,6 +132,10 @@ def test_readers_page_by_day_and_filter(settings: Settings) -> None:
     assert {k for k in every if k[0] == "tag"} == {("tag", "project=vision")}
     series = fetch_windows(settings, "c")
     assert [w["window_start_s"] for w in series] == [T0 + 120, T0 + DAY + 60]
+    # the Overview's one read of every dimension equals the per-dimension reads
+    every_dim = fetch_all_totals(settings)
+    for dim in ("user", "model", "zone", "host", "tag"):
+        assert [r for r in every_dim if r["dim"] == dim] == fetch_totals(settings, dim)
 
 
 @pytest.mark.slow
