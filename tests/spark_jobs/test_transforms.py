@@ -240,3 +240,31 @@ def test_with_host_topics_an_event_must_name_its_topics_host(spark: Any) -> None
     # without host topics (the default) the topic says nothing about the host
     plain = T.with_reason(T.parse(raw)).where("reason IS NOT NULL").count()
     assert plain == 0
+
+
+def test_the_job_clock_moves_by_the_hour() -> None:
+    from spark_jobs.transforms import CLOCK_STEP_S, job_clock_s
+
+    hour = 1_764_680_400  # 2025-12-02T13:00:00Z
+    assert job_clock_s(hour) == hour
+    assert job_clock_s(hour + 1) == job_clock_s(hour + CLOCK_STEP_S - 1) == hour + CLOCK_STEP_S
+    assert job_clock_s(hour + 0.5) == hour + CLOCK_STEP_S  # never behind the real clock
+
+
+def test_validation_is_compiled_once_not_per_batch(spark: Any) -> None:
+    """A batch-specific literal in the rules (the clock once was) made Spark compile the whole
+    validation stage again for every micro-batch; two batches of one hour share the code."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs import transforms as T
+
+    compiled = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+
+    def batch(seq: int) -> int:
+        before = compiled.getCount()
+        df = kafka_rows(spark, [{**SEED, "seq": seq}, b"not json"])
+        T.check(T.parse(df), {"h": 1.0}).select("reason", F.col("e.seq")).collect()
+        return int(compiled.getCount() - before)
+
+    batch(0)  # the first compiles
+    assert batch(1) == 0
