@@ -169,7 +169,13 @@ def main() -> int:
         else {"not_visible": missing},
         "poll_period_s": round(statistics.median(poll_periods), 3) if poll_periods else None,
         "batches": len(batches),
-        "batch_seconds": {"median": round(statistics.median(b["seconds"] for b in steady), 3)}
+        "batch_seconds": {
+            "median": round(statistics.median(b["seconds"] for b in steady), 3),
+            # into the batch when readers could see it (MongoDB first, Parquet after)
+            "visible_median": round(statistics.median(b.get("visible_s", b["seconds"])
+                                                      for b in steady), 3),
+            "compiled_median": statistics.median(b.get("compiled", 0) for b in steady),
+        }
         if steady
         else {},
         "batch_stage_mean_s": {k2: round(v, 3) for k2, v in stages.items()},

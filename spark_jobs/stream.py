@@ -137,6 +137,7 @@ class BatchProcessor:
         self.last_stats: dict[str, Any] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=100)  # bounded: runs for months
         self._archive_off_noted = False
+        self._compiled_before = 0
 
     # ------------------------------------------------------------------ reference data
     def _local_df(self, rows: list[tuple[Any, ...]], ddl: str) -> DataFrame:
@@ -210,6 +211,7 @@ class BatchProcessor:
 
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
+        self._compiled_before = self._compilations()
 
         def lap(name: str) -> None:
             timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
@@ -320,6 +322,9 @@ class BatchProcessor:
             "seconds": round(time.perf_counter() - t0, 3),
             "visible_s": visible_s,
             "timings_s": timings,
+            # Classes Spark generated and compiled in this batch (a steady stream should need
+            # none: a per-batch literal in a stage's code costs a compilation every batch).
+            "compiled": self._compilations() - self._compiled_before,
         }
         self.history.append(self.last_stats)
         log.info("batch %s", json.dumps(self.last_stats))
@@ -391,6 +396,14 @@ class BatchProcessor:
         finally:
             for df_ in cleanup:
                 df_.unpersist()
+
+    def _compilations(self) -> int:
+        """Janino compilations so far in this JVM (Spark's codegen metrics)."""
+        try:
+            metrics = self.spark._jvm.org.apache.spark.metrics.source.CodegenMetrics  # type: ignore[union-attr]
+            return int(metrics.METRIC_COMPILATION_TIME().getCount())
+        except Exception:  # a diagnostic only (e.g. Spark Connect has no JVM here)
+            return 0
 
     def _normalised_schema(self) -> Any:
         """The types of the normalised event columns (from the job's own transforms)."""
