@@ -111,6 +111,15 @@ def pipeline_row(doc: Mapping[str, Any]) -> str:
         f"measured in the same run; with the per-event archive {arch}/s. Design targets "
         f"(≥ {_g(t_rate)}/s, ≥ {t_ratio:.2f} of bare): {met}"
     )
+    topic = "job_vs_bare_kafka.rate_ratio"
+    if _harness(doc) and topic in doc["ratios"]:  # issue 12: against the bare query on the topic
+        k_ratio = _spread(doc, "ratios", topic, _ratio)
+        k_med = _finite(doc["ratios"][topic]["median"], "ratio")
+        k_target = doc["targets"].get("job_vs_bare_kafka_min", 0.8)
+        result += (
+            f"; {k_ratio} of the same bare query reading the topic (target ≥ {k_target:.2f}: "
+            f"{'met' if k_med >= k_target else '**not met**'})"
+        )
     return f"| {what} | {result} | {_when(doc, 'pipeline.json')} |"
 
 
