@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -294,7 +294,7 @@ class BatchProcessor:
         timings: dict[str, float],
         t0: float,
         n_events: int,
-        cold: Any,
+        cold: Callable[[], None],
     ) -> None:
         """The batch's figures -> MongoDB, then ``cold`` (the Parquet sinks), then the job's
         state (hosts' progress). ``visible_s``: when readers could see the batch."""
@@ -383,7 +383,7 @@ class BatchProcessor:
         cleanup = [enriched]
         try:
             n = enriched.count()
-            lap("archive")
+            lap("read_archive")
             rows, extras, n_dup, partials = self._count(enriched, batch_id, lap, cleanup)
             counts = {"valid": n, **({"duplicate": n_dup} if n_dup else {})}
 
