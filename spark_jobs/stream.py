@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from carbonpipe.core.config import ConfigError, Settings, get_settings
@@ -514,27 +514,32 @@ class BatchProcessor:
         )
 
     def _parquet(self, enriched: DataFrame, batch_id: int) -> None:
-        (
-            enriched.select(*PARQUET_COLUMNS)
-            .withColumn("date", F.to_date("ts"))
-            .withColumn("batch_id", F.lit(batch_id))
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("date", "batch_id")
-            .parquet(events_path(self.settings))
-        )
+        write_batch_partition(enriched.select(*PARQUET_COLUMNS), F.to_date("ts"), batch_id,
+                              events_path(self.settings))  # fmt: skip
 
     def _parquet_windows(self, partials: DataFrame, batch_id: int) -> None:
         """Window partials of this batch (deltas: a window's total is the sum over batches)."""
-        (
-            partials.withColumn("date", F.to_date(F.timestamp_seconds("window_start_s")))
-            .withColumn("batch_id", F.lit(batch_id))
-            .coalesce(1)
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("date", "batch_id")
-            .parquet(windows_path(self.settings))
-        )
+        write_batch_partition(partials.coalesce(1),
+                              F.to_date(F.timestamp_seconds("window_start_s")), batch_id,
+                              windows_path(self.settings))  # fmt: skip
+
+
+def write_batch_partition(df: DataFrame, date: Column, batch_id: int, path: str) -> None:
+    """``df`` into ``path/date=…/batch_id=N/``, replacing only what batch ``N`` wrote before
+    (a replayed batch overwrites its own partitions, so the cold store counts it once).
+
+    The batch id goes in as a *string* literal: Spark's code generator inlines an integer
+    literal into the generated Java, so every batch compiled its writes anew (~4 compilations,
+    about a second, per micro-batch); a string is passed by reference and the code is reused.
+    The directory name, and the integer type readers infer from it, are the same."""
+    (
+        df.withColumn("date", date)
+        .withColumn("batch_id", F.lit(str(batch_id)))
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy("date", "batch_id")
+        .parquet(path)
+    )
 
 
 def _offsets(value: Any) -> Any:

@@ -89,10 +89,11 @@ def _epochs(windows: list[dict[str, Any]]) -> None:
         return
     st.caption("A window that spans an epoch boundary is split evenly over the epochs it "
                f"touches (windows are {windows[0].get('window_s')} s).")
-    st.table(pd.DataFrame(text_table([
-        {"epoch": str(r["epoch"]), "energy (kWh)": f"{r['energy_kwh']:.6f}",
-         "CO₂e (g)": f"{r['co2_g']:.4f}", "last step": str(r["last_step"] or "-"),
-         "windows": str(r["windows"])} for r in rows])))  # fmt: skip
+    with st.container(key="epochs"):  # a stable handle (CSS class st-key-epochs) for tests
+        st.table(pd.DataFrame(text_table([
+            {"epoch": str(r["epoch"]), "energy (kWh)": f"{r['energy_kwh']:.6f}",
+             "CO₂e (g)": f"{r['co2_g']:.4f}", "last step": str(r["last_step"] or "-"),
+             "windows": str(r["windows"])} for r in rows])))  # fmt: skip
 
 
 def _equivalents(settings: Settings, doc: dict[str, Any], windows: list[dict[str, Any]]) -> None:

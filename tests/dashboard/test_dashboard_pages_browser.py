@@ -297,7 +297,12 @@ def test_run_page_shows_power_per_device_and_epochs(
         assert f"{dev.upper()} {joules * r.scale / 10:.1f} W" in text, text
     charts = page.get_by_test_id("stVegaLiteChart")
     charts.nth(2).wait_for(timeout=30_000)  # power, intensity, cumulative
-    epochs = page.get_by_test_id("stTable").first.inner_text()
+    table = page.locator(".st-key-epochs").get_by_test_id("stTable")
+    try:  # waits for the per-epoch table itself, not the first table on the page
+        table.wait_for(timeout=30_000)
+    except Exception as exc:
+        raise AssertionError(f"no per-epoch table: {page.inner_text('body')}") from exc
+    epochs = table.inner_text()
     per_epoch_kwh = r.kwh() / 2
     assert epochs.count(f"{per_epoch_kwh:.6f}") == 2, epochs
     assert f"{per_epoch_kwh * g_per_kwh(r):.4f}" in epochs

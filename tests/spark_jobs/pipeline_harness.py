@@ -79,15 +79,26 @@ class StreamJob:
 
     def settled(self) -> bool:
         """Every batch readers can see in the hot store is finished: its cold-store writes
-        and the job's state are done too (a batch writes MongoDB first, Parquet after)."""
+        and the job's state are done too (a batch writes MongoDB first, Parquet after).
+
+        A hot store that does not answer within 3 s (a fault test stopped it) settles
+        nothing: the job cannot finish a batch without it, so there is nothing to wait for."""
+        from pymongo.errors import PyMongoError
+
         from carbonpipe.core.mongo import mongo_client
 
-        db = mongo_client(self.settings.mongo_uri)[self.settings.mongo_db]
-        hot = db["stats"].find_one({}, {"batch_id": 1}, sort=[("batch_id", -1)])
-        if hot is None:
+        client = mongo_client(self.settings.mongo_uri, timeout_s=3.0)
+        try:
+            db = client[self.settings.mongo_db]
+            hot = db["stats"].find_one({}, {"batch_id": 1}, sort=[("batch_id", -1)])
+            if hot is None:
+                return True
+            done = db["job_state"].find_one({}, {"_id": 1}, sort=[("_id", -1)])
+            return done is not None and int(done["_id"]) >= int(hot["batch_id"])
+        except PyMongoError:
             return True
-        done = db["job_state"].find_one({}, {"_id": 1}, sort=[("_id", -1)])
-        return done is not None and int(done["_id"]) >= int(hot["batch_id"])
+        finally:
+            client.close()
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from carbonpipe.core.config import load_settings
 from carbonpipe.core.contracts import METRIC_EVENT_SCHEMA, load_schema, validation_errors
 
 pyspark = pytest.importorskip("pyspark")
@@ -274,15 +273,6 @@ def build_corpus(schema: dict[str, Any]) -> list[Case]:
                  b'{"run_id": "r",}', b"NaN", _dumps(minimal)[:-1]):  # fmt: skip
         cases.append(Case(f"not an object: {text[:30]!r}", text))
     return cases
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from spark_jobs.session import build_session
-
-    session = build_session(load_settings(shuffle_partitions=1), "test-conformance", kafka=False)
-    yield session
-    session.stop()
 
 
 def spark_reasons(spark: Any, texts: list[bytes]) -> list[str | None]:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from carbonpipe.core.config import load_settings
 
 pyspark = pytest.importorskip("pyspark")
 
@@ -18,15 +15,6 @@ SEED = {
     "gpu_mem_used_mb": 2104, "ram_used_mb": 8650, "net_sent_mb": 1.4, "net_recv_mb": 0.8,
     "region_iso": "DE", "grid_carbon_intensity_g_per_kwh": 401, "interval_s": 1,
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from spark_jobs.session import build_session
-
-    session = build_session(load_settings(shuffle_partitions=1), "test-transforms", kafka=False)
-    yield session
-    session.stop()
 
 
 def kafka_rows(spark: Any, values: list[Any]) -> Any:
