@@ -16,6 +16,7 @@ from carbonpipe.core.rollup_keys import rolled
 from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.core.versions import (
     DAYS,
+    MONTHS,
     RUN_INDEX,
     RUNS,
     SERIES,
@@ -24,7 +25,7 @@ from carbonpipe.core.versions import (
     series_days,
 )
 
-__all__ = ["RunFilter", "fetch_all_totals", "fetch_day", "fetch_days", "fetch_days_by_id",
+__all__ = ["RunFilter", "fetch_all_totals", "fetch_buckets_by_id", "fetch_day", "fetch_days", "fetch_days_by_id",
            "fetch_pipeline", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
@@ -207,9 +208,20 @@ def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[s
     concurrently: the embedded FerretDB does not push ``$in`` down, and one query decoding a
     year of buckets outlasts the readers' 5 s socket timeout on a loaded host
     (bench/bench_overview.py); a week of buckets over 10,000 runs: ~100 ms each."""
+    return fetch_buckets_by_id(settings, [i for i in ids if len(i) == 10])
+
+
+def fetch_buckets_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Day (``YYYY-MM-DD``) and month (``YYYY-MM``) buckets that have figures, by id: like
+    ``fetch_days_by_id``, a month read from ``months`` (one read for its thirty days)."""
     db = _db(settings)
-    want = sorted(set(ids) & set(_days(db)))
-    return {str(d["_id"]): d for d in _by_id(db[DAYS], want) if d is not None}
+    days = set(_days(db))
+    months = {d[:7] for d in days}
+    want = sorted(set(ids))
+    want_days = [i for i in want if len(i) == 10 and i in days]
+    want_months = [i for i in want if len(i) == 7 and i in months]
+    found = [*_by_id(db[DAYS], want_days), *_by_id(db[MONTHS], want_months)]
+    return {str(d["_id"]): d for d in found if d is not None}
 
 
 def fetch_windows(

@@ -1,8 +1,9 @@
 """The Overview page's figures (pure: documents in, rows out; no Streamlit, no I/O).
 
 Two sources, one shape. Unfiltered, every figure comes from the ``days`` rollup (the day's
-sums per user, model, zone, host and tag ``k=v``): exact, and as cheap over a year as over a
-week. The rollup has no cross-dimension sums (alice's energy *on model m*), so with any filter
+sums per user, model, zone, host and tag ``k=v``), and over a range longer than two months
+from the ``months`` rollup for its whole months: exact, and a year costs about what two months
+do. The rollup has no cross-dimension sums (alice's energy *on model m*), so with any filter
 the page reads the runs that started in the range instead (``carbonpipe.query.fetch_runs``,
 bounded) and counts each run whole on the UTC day it started. Both become ``Entry`` rows, so
 totals, per-day stacks and top-N lists are computed the same way from either.
@@ -22,11 +23,14 @@ from carbonpipe.query import RunFilter
 # carried by every run document too).
 FIGURES = ("runs", *rolled())
 RANGES = {"last 24 h": timedelta(hours=24), "last 7 days": timedelta(days=7),
-          "last 30 days": timedelta(days=30)}  # fmt: skip
+          "last 30 days": timedelta(days=30), "last 365 days": timedelta(days=365)}  # fmt: skip
+# A longer range is charted per month, and its whole UTC months are read from the ``months``
+# buckets (a year: 12 buckets and the days at its edges instead of 365 day buckets).
+MONTHLY_AFTER_DAYS = 62
 CUSTOM = "custom"
 DIMS = DIMENSIONS
 MAX_FILTERED_RUNS = 5_000  # runs a filtered Overview reads at most (said on the page)
-MAX_CACHED_DAYS = 4_000  # settled day buckets a dashboard process keeps (a few KB each)
+MAX_CACHED_DAYS = 4_000  # settled day and month buckets a dashboard process keeps
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,42 @@ def day_ids(period: Period) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def settled(day: str, now: datetime, lateness_s: float) -> bool:
-    """A day no event can still reach (it ended more than the job's lateness ago, plus an
-    hour): its bucket no longer changes and may be cached."""
-    end = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1)
+def granularity(period: Period) -> str:
+    """``day`` or, for a range longer than ``MONTHLY_AFTER_DAYS``, ``month``."""
+    return "month" if period.days() > MONTHLY_AFTER_DAYS else "day"
+
+
+def bucket_ids(period: Period) -> tuple[list[str], list[str]]:
+    """What to read for ``period``: (whole UTC months ``YYYY-MM`` from the ``months``
+    buckets, the other days ``YYYY-MM-DD`` from ``days``); per day: no months."""
+    days = day_ids(period)
+    if granularity(period) == "day":
+        return [], days
+    per_month: dict[str, int] = {}
+    for d in days:
+        per_month[d[:7]] = per_month.get(d[:7], 0) + 1
+    months = [m for m, n in per_month.items() if n == _days_in(m)]
+    whole = set(months)
+    return months, [d for d in days if d[:7] not in whole]
+
+
+def _month_end(month: str) -> datetime:
+    first = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+def _days_in(month: str) -> int:
+    return (_month_end(month) - datetime.strptime(month, "%Y-%m").replace(
+        tzinfo=timezone.utc)).days  # fmt: skip
+
+
+def settled(bucket: str, now: datetime, lateness_s: float) -> bool:
+    """A day (or month) no event can still reach (it ended more than the job's lateness ago,
+    plus an hour): its bucket no longer changes and may be cached."""
+    if len(bucket) == 7:
+        end = _month_end(bucket)
+    else:
+        end = datetime.fromisoformat(bucket).replace(tzinfo=timezone.utc) + timedelta(days=1)
     return end + timedelta(seconds=lateness_s, hours=1) < now
 
 
@@ -97,7 +133,8 @@ class Filters:
 
 @dataclass(frozen=True)
 class Entry:
-    """Sums of one dimension value on one UTC day (``dim`` ``all`` is the day's total)."""
+    """Sums of one dimension value on one UTC day, or month (``day`` is then ``YYYY-MM``);
+    ``dim`` ``all`` is the day's total."""
 
     day: str
     dim: str
@@ -109,28 +146,32 @@ def _sums(doc: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(doc.get(k) or 0.0) for k in FIGURES}
 
 
-def rollup_entries(days: Iterable[Mapping[str, Any]], period: Period) -> list[Entry]:
-    """Entries of the ``days`` buckets whose UTC day meets ``period`` (whole days)."""
-    lo = period.since.strftime("%Y-%m-%d")
-    hi = (period.until - timedelta(microseconds=1)).strftime("%Y-%m-%d")
+def rollup_entries(buckets: Iterable[Mapping[str, Any]], period: Period) -> list[Entry]:
+    """Entries of the day and month buckets ``bucket_ids(period)`` names (whole UTC days),
+    each on its day, or on its month where the period is charted per month."""
+    months, days = bucket_ids(period)
+    wanted = {*months, *days}
+    monthly = granularity(period) == "month"
     out: list[Entry] = []
-    for d in days:
-        day = str(d.get("day") or d.get("_id"))
-        if not lo <= day <= hi:
+    for d in buckets:
+        bucket = str(d.get("day") or d.get("month") or d.get("_id"))
+        if bucket not in wanted:
             continue
-        out.append(Entry(day, "all", "all", _sums(d.get("total") or {})))
-        out.extend(Entry(day, str(e["dim"]), str(e["value"]), _sums(e)) for e in d.get("by") or [])
+        at = bucket[:7] if monthly else bucket
+        out.append(Entry(at, "all", "all", _sums(d.get("total") or {})))
+        out.extend(Entry(at, str(e["dim"]), str(e["value"]), _sums(e)) for e in d.get("by") or [])
     return out
 
 
-def run_entries(runs: Iterable[Mapping[str, Any]]) -> list[Entry]:
-    """Each run whole on the UTC day it started (a run over midnight is not split)."""
+def run_entries(runs: Iterable[Mapping[str, Any]], per: str = "day") -> list[Entry]:
+    """Each run whole on the UTC day (``per`` month: month) it started (a run over midnight
+    is not split)."""
     out: list[Entry] = []
     for r in runs:
         start = r.get("start")
         if not isinstance(start, datetime):
             continue
-        day = start.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        day = start.astimezone(timezone.utc).strftime("%Y-%m" if per == "month" else "%Y-%m-%d")
         sums = {**_sums(r), "runs": 1.0}
         out.extend(Entry(day, d, v, sums) for d, v in dim_values(r))
     return out

@@ -26,6 +26,8 @@ from typing import Any
 from carbonpipe.core.mongo import client_options, mongo_client  # noqa: F401 (re-exported)
 from carbonpipe.core.versions import (
     DAYS,
+    MONTHS,
+    READ_MODELS,
     RUN_INDEX,
     RUN_VERSIONS,
     RUNS,
@@ -149,7 +151,7 @@ VERSIONED = {"windows": "windows", "runs": RUN_VERSIONS, "stats": "stats"}
 
 class HotStore:
     """The pymongo edge. Versioned: windows, run_versions, stats; read models: runs, days,
-    totals (``spark_jobs.rollups``); also intensity and job_state."""
+    months, totals, series, run_index (``spark_jobs.rollups``); also intensity and job_state."""
 
     GC_EVERY = 20  # batches between deletions of superseded versions
     CHUNK = 2000  # documents per insert_many
@@ -163,7 +165,7 @@ class HotStore:
         # 16,800 window documents in 4.6 s over one connection, 3.0 s over two).
         self.write_threads = max(1, write_threads)
         self._versions = {c: Versions() for c in VERSIONED}
-        self._current = {c: Current() for c in (RUNS, DAYS, TOTALS, SERIES, RUN_INDEX)}
+        self._current = {c: Current() for c in READ_MODELS}
         self._batches = 0
         # Windows starting after this may not be in MongoDB unless this process wrote them
         # (and then they are cached until evicted): a new live window costs no query.
@@ -385,6 +387,8 @@ class HotStore:
             if old_hour is not None:
                 entries.setdefault(old_hour, {})[run_id] = None
         days = self._advance(DAYS, day_deltas, batch_id, rollups.merge_day)
+        months = self._advance(MONTHS, rollups.by_month(day_deltas), batch_id,
+                               rollups.merge_month)  # fmt: skip
         index = self._advance(RUN_INDEX, entries, batch_id, rollups.merge_index)
         by_key = {rollups.total_id(k): days for k, days in rollups.per_key(day_deltas).items()}
         totals = self._advance(TOTALS, by_key, batch_id, rollups.merge_total)
@@ -393,6 +397,7 @@ class HotStore:
         for coll, docs in (
             (RUNS, current),
             (DAYS, days),
+            (MONTHS, months),
             (TOTALS, totals),
             (SERIES, series),
             (RUN_INDEX, index),

@@ -5,6 +5,7 @@ windows. They read three collections the job keeps current in the same micro-bat
 - ``runs``: one document per run (``_id`` = run id), the newest version of the run;
 - ``days``: one document per UTC day (``_id`` = ``YYYY-MM-DD``, MongoDB's *bucket pattern*):
   the day's sums per dimension value (``by``: user, model, zone, host, tag ``k=v``; ``all``);
+- ``months``: the same per UTC month (``_id`` = ``YYYY-MM``), for readers of long ranges;
 - ``run_index``: one document per UTC hour (``_id`` = ``YYYY-MM-DDTHH``): who ran what for
   every run that started in that hour, the listing readers page through newest first (then
   they read the runs they list by ``_id``);
@@ -66,10 +67,39 @@ def deltas(
     return out
 
 
+def by_month(day_deltas: Mapping[str, Mapping[DimKey, Sums]]) -> dict[str, dict[DimKey, Sums]]:
+    """A batch's change to each UTC month (``YYYY-MM``): its days' changes summed. The
+    ``months`` buckets let a reader of a long range read one bucket per whole month instead of
+    its thirty days (a year's Overview: 12 buckets and the days at its edges, not 365)."""
+    out: dict[str, dict[DimKey, Sums]] = {}
+    for day, keys in day_deltas.items():
+        month = out.setdefault(day[:7], {})
+        for key, sums in keys.items():
+            _add(month.setdefault(key, {}), sums, sums)
+    return out
+
+
+def merge_month(
+    base: Mapping[str, Any] | None, month: str, delta: Mapping[DimKey, Sums], batch_id: int
+) -> dict[str, Any]:
+    """The month's bucket after ``batch_id``: a day bucket's shape, ``month`` for ``day``."""
+    return _merge_bucket(base, month, delta, batch_id, "month")
+
+
 def merge_day(
     base: Mapping[str, Any] | None, day: str, delta: Mapping[DimKey, Sums], batch_id: int
 ) -> dict[str, Any]:
     """The day's bucket after ``batch_id``: its sums plus ``delta``."""
+    return _merge_bucket(base, day, delta, batch_id, "day")
+
+
+def _merge_bucket(
+    base: Mapping[str, Any] | None,
+    bucket: str,
+    delta: Mapping[DimKey, Sums],
+    batch_id: int,
+    field: str,
+) -> dict[str, Any]:
     by: dict[DimKey, Sums] = {
         (e["dim"], e["value"]): {k: v for k, v in e.items() if k not in ("dim", "value")}
         for e in (base or {}).get("by") or []
@@ -80,8 +110,8 @@ def merge_day(
         cur = by.setdefault(key, {})
         _add(cur, sums, sums)
     return {
-        "_id": day,
-        "day": day,
+        "_id": bucket,
+        field: bucket,
         "batch_id": batch_id,
         "total": dict(by.get(ALL, {})),
         "by": [{"dim": d, "value": v, **s} for (d, v), s in sorted(by.items()) if (d, v) != ALL],

@@ -37,7 +37,7 @@ from carbonpipe.core.kafka_security import (
     host_topic_prefix,
     spark_options,
 )
-from carbonpipe.core.versions import DAYS, RUN_INDEX, RUN_VERSIONS, RUNS, SERIES, TOTALS
+from carbonpipe.core.versions import READ_MODELS, RUN_VERSIONS
 from spark_jobs import transforms as T
 from spark_jobs.dedupe import Range, islands, new_ranges, suspect_pairs
 from spark_jobs.hot_store import HotStore
@@ -629,8 +629,7 @@ def rebuild(spark: SparkSession, settings: Settings, store: HotStore) -> None:
         seed = {**seed, "archive": f"{aside}/events"}
     begin_rebuild(store.db, stamp, seed)
     delete_uri(spark, checkpoint_path(settings))
-    read_models = (RUNS, DAYS, TOTALS, SERIES, RUN_INDEX)
-    for coll in ("windows", RUN_VERSIONS, *read_models, "stats", "job_state", "intensity",
+    for coll in ("windows", RUN_VERSIONS, *READ_MODELS, "stats", "job_state", "intensity",
                  ARCHIVE_STATE):  # fmt: skip
         store.db[coll].drop()
     fault(settings, "in_rebuild")  # half-way: hot store empty, cold store still old

@@ -2,7 +2,8 @@
 
 The job writes (``spark_jobs.hot_store``); the CLI, the dashboard and the tests read through
 this. Readers use the read models only: ``runs`` (one current document per run), ``days``
-(one bucket per UTC day: sums per dimension value), ``run_index`` (one per UTC hour: the runs
+(one bucket per UTC day: sums per dimension value), ``months`` (the same per UTC month),
+``run_index`` (one per UTC hour: the runs
 that started in it, for listing) and ``totals`` (one document per dimension value, all time);
 see ``spark_jobs.rollups``; and ``series``, one document per run and UTC day with its windows
 (the run's page; ``series_id``). Behind them the job keeps versioned documents (``windows``,
@@ -18,11 +19,13 @@ from typing import Any
 
 from carbonpipe.core.aggregates import shown_names
 
-__all__ = ["DAYS", "RUNS", "RUN_INDEX", "RUN_VERSIONS", "SERIES", "TOTALS", "newest",
-           "run_fields", "series_days", "series_id"]  # fmt: skip
+__all__ = ["DAYS", "MONTHS", "READ_MODELS", "RUNS", "RUN_INDEX", "RUN_VERSIONS", "SERIES",
+           "TOTALS", "newest", "run_fields", "series_days", "series_id"]  # fmt: skip
 
-RUNS, DAYS, TOTALS, SERIES = "runs", "days", "totals", "series"
+RUNS, DAYS, MONTHS, TOTALS, SERIES = "runs", "days", "months", "totals", "series"
 RUN_INDEX, RUN_VERSIONS = "run_index", "run_versions"
+# Every collection readers read, all derived from the versions (a rebuild drops them all).
+READ_MODELS = (RUNS, DAYS, MONTHS, TOTALS, SERIES, RUN_INDEX)
 # What a run's ``series`` document keeps of each of its windows (its page's charts).
 SERIES_FIELDS = ("window_start", "window_start_s", "window_s", "host", "zone", "energy_kwh",
                  "cpu_kwh", "gpu_kwh", "ram_kwh", "co2_g", "mean_power_w",

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import Settings
-from carbonpipe.query import RunFilter, fetch_all_totals, fetch_days_by_id, fetch_runs
+from carbonpipe.query import RunFilter, fetch_all_totals, fetch_buckets_by_id, fetch_runs
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
 from dashboard.safe import hot_store_down, text_table
@@ -48,29 +48,30 @@ def _controls(settings: Settings, viewer: str | None, opts: dict[str, list[str]]
 
 def _entries(settings: Settings, viewer: str | None, period: od.Period, f: od.Filters,
              buckets: list[dict[str, Any]]) -> tuple[list[od.Entry], int, bool]:  # fmt: skip
-    """The entries of ``period``: from the day buckets unfiltered, else from its runs."""
+    """The entries of ``period``: from the day and month buckets unfiltered, else from its
+    runs."""
     if not f.active():
         return od.rollup_entries(buckets, period), -1, False
     runs = fetch_runs(settings, where=f.run_filter(period), limit=od.MAX_FILTERED_RUNS)
     hit_limit = len(runs) >= od.MAX_FILTERED_RUNS
     mine = [r for r in visible_runs(viewer, runs, settings.dashboard_scope) if f.matches(r)]
-    return od.run_entries(mine), len(mine), hit_limit
+    return od.run_entries(mine, od.granularity(period)), len(mine), hit_limit
 
 
 @st.cache_resource(show_spinner=False)
 def _settled_days() -> dict[tuple[str, str], dict[str, Any] | None]:
-    """(database, day) -> a day bucket no event can change any more (None: no figures), kept
-    for the process: a year's Overview reads its settled buckets once, not on every view."""
+    """(database, day or month) -> a bucket no event can change any more (None: no figures),
+    kept for the process: a year's Overview reads its settled buckets once, not per view."""
     return {}
 
 
 def _buckets(settings: Settings, days: list[str]) -> list[dict[str, Any]]:
-    """The buckets of ``days``: settled ones from the process cache, the others (and settled
-    ones not seen yet) in one ``fetch_days_by_id`` call."""
+    """The day and month buckets of ``days`` (ids of either): settled ones from the process
+    cache, the others (and settled ones not seen yet) in one ``fetch_buckets_by_id`` call."""
     now = datetime.now(timezone.utc)
     cache, db = _settled_days(), settings.mongo_db
     missing = [d for d in days if (db, d) not in cache]
-    got = fetch_days_by_id(settings, missing) if missing else {}
+    got = fetch_buckets_by_id(settings, missing) if missing else {}
     if len(cache) > od.MAX_CACHED_DAYS:  # bounded: many databases or decades of history
         cache.clear()
     for d in missing:
@@ -95,8 +96,8 @@ def render(settings: Settings, viewer: str | None) -> None:
     period, f = _controls(settings, viewer, opts)
     try:
         # unfiltered: the buckets of both periods in one read
-        buckets = [] if f.active() else _buckets(settings, list(dict.fromkeys(
-            [*od.day_ids(period.previous()), *od.day_ids(period)])))
+        ids = [i for p in (period.previous(), period) for part in od.bucket_ids(p) for i in part]
+        buckets = [] if f.active() else _buckets(settings, list(dict.fromkeys(ids)))
         cur, n_runs, capped = _entries(settings, viewer, period, f, buckets)
         prev, _, _ = _entries(settings, viewer, period.previous(), f, buckets)
     except Exception as exc:
@@ -112,9 +113,10 @@ def render(settings: Settings, viewer: str | None) -> None:
             + (" **This range has more: narrow it.**" if capped else "")
         )
     else:
-        st.caption("Unfiltered: every figure comes from the daily rollups (whole UTC days "
+        rollups = "monthly and daily" if od.granularity(period) == "month" else "daily"
+        st.caption(f"Unfiltered: every figure comes from the {rollups} rollups (whole UTC days "
                    f"{period.since:%Y-%m-%d} to {period.until - timedelta(seconds=1):%Y-%m-%d}).")
-    _figures(cur, prev)
+    _figures(cur, prev, od.granularity(period))
 
 
 def _metric(col: Any, label: str, value: float, before: float, fmt: str) -> None:
@@ -124,7 +126,7 @@ def _metric(col: Any, label: str, value: float, before: float, fmt: str) -> None
                delta_color="inverse")
 
 
-def _figures(cur: list[od.Entry], prev: list[od.Entry]) -> None:
+def _figures(cur: list[od.Entry], prev: list[od.Entry], per: str) -> None:
     t, p = od.totals(cur), od.totals(prev)
     c = st.columns(5)
     _metric(c[0], "energy (kWh)", t["energy_kwh"], p["energy_kwh"], ".6f")
@@ -141,13 +143,14 @@ def _figures(cur: list[od.Entry], prev: list[od.Entry]) -> None:
         *(f"{v:.1f} %" if v is not None else "n/a" for v in s.values())))
 
     tags = od.tag_keys(e.value for e in cur if e.dim == "tag")
-    by = st.selectbox("stack emissions per day by", ["user", "model", *(f"tag:{k}" for k in tags)],
-                      key="ov_by")  # fmt: skip
+    by = st.selectbox(f"stack emissions per {per} by",
+                      ["user", "model", *(f"tag:{k}" for k in tags)], key="ov_by")  # fmt: skip
     rows = od.per_day(cur, str(by))
     if rows:
         df = pd.DataFrame(rows).pivot_table(index="day", columns=od.column(str(by)), values="co2_g",
                                             aggfunc="sum", fill_value=0.0)  # fmt: skip
-        st.bar_chart(df, y_label="gCO₂e per day", stack=True)
+        df.index.name = per
+        st.bar_chart(df, y_label=f"gCO₂e per {per}", stack=True)
 
     groups = [("user", "Top users"), ("model", "Top models"),
               *((f"tag:{k}", f"Top {k}s") for k in tags if k in ("project", "team"))]

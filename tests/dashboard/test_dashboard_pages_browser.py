@@ -240,6 +240,13 @@ def test_overview_totals_follow_the_filters(browser_page: tuple[Any, str]) -> No
     assert f"estimated {estimated:.1f} %" in body and f"fallback intensity {fallback:.1f} %" in body
     assert "daily rollups" in body
     shot(page, "overview")
+    page.get_by_text("last 365 days").click()  # charted per month, whole months from `months`
+    page.get_by_text("monthly and daily rollups", exact=False).wait_for(timeout=60_000)
+    wait_metric(page, "CO₂e (g)", f"{co2(RUNS):.3f}")
+    assert metric(page, "runs") == "4"
+    assert "stack emissions per month by" in page.inner_text("body")
+    page.get_by_text("last 7 days").click()
+    wait_metric(page, "CO₂e (g)", f"{co2(RUNS):.3f}")
 
     choose(page, "user", "alice")
     alice = [r for r in RUNS if r.user == "alice"]

@@ -102,3 +102,59 @@ def test_days_of_a_period_and_which_are_settled() -> None:
     week = 7 * 86_400.0
     assert od.settled("2026-11-20", NOW, week)  # ended 11 days ago: no event can reach it
     assert not od.settled("2026-11-25", NOW, week)  # ended 6.5 days ago: late events still can
+
+
+def test_a_long_range_reads_whole_months_from_month_buckets_with_the_same_figures() -> None:
+    """A year is charted per month: its whole months come from ``months`` and only the days
+    at its edges from ``days``; the figures equal those summed from every day bucket."""
+    year = od.period_for(od.CUSTOM, NOW, (date(2025, 12, 3), date(2026, 12, 2)))
+    assert od.granularity(year) == "month"
+    assert od.granularity(od.period_for("last 30 days", NOW)) == "day"
+    months, days = od.bucket_ids(year)
+    assert months == [f"2026-{m:02d}" for m in range(1, 12)]
+    assert days[0] == "2025-12-03" and days[-1] == "2026-12-02" and len(days) == 29 + 2
+    assert od.bucket_ids(od.period_for("last 7 days", NOW)) == (
+        [], od.day_ids(od.period_for("last 7 days", NOW)))
+
+    def bucket(id_: str, kwh: float, user: str) -> dict[str, object]:
+        by = [{"dim": "user", "value": user, "energy_kwh": kwh, "co2_g": 10 * kwh, "runs": 1}]
+        return {"_id": id_, "total": {"energy_kwh": kwh, "co2_g": 10 * kwh, "runs": 1}, "by": by}
+
+    every_day = od.day_ids(od.period_for(od.CUSTOM, NOW, (date(2025, 11, 1), date(2026, 12, 2))))
+    day_docs = [bucket(d, 1.0 + i % 3, "alice" if i % 2 else "bob")
+                for i, d in enumerate(every_day)]  # fmt: skip
+    month_docs = []
+    for m in sorted({d[:7] for d in every_day}):
+        mine = [b for b in day_docs if str(b["_id"]).startswith(m)]
+        per_user: dict[str, float] = {}
+        for b in mine:
+            for e in b["by"]:  # type: ignore[attr-defined]
+                per_user[e["value"]] = per_user.get(e["value"], 0.0) + e["energy_kwh"]
+        month_docs.append({"_id": m, "month": m,
+                           "total": {"energy_kwh": sum(per_user.values()),
+                                     "co2_g": 10 * sum(per_user.values()), "runs": len(mine)},
+                           "by": [{"dim": "user", "value": u, "energy_kwh": k, "co2_g": 10 * k,
+                                   "runs": sum(1 for b in mine if b["by"][0]["value"] == u)}  # type: ignore[index]
+                                  for u, k in per_user.items()]})  # fmt: skip
+    wanted = {*months, *days}
+    read = [b for b in [*day_docs, *month_docs] if b["_id"] in wanted]
+    assert len(read) == 11 + 31  # not 365
+    e = od.rollup_entries(read, year)
+    in_year = [b for b in day_docs if "2025-12-03" <= str(b["_id"]) <= "2026-12-02"]
+    assert od.totals(e)["energy_kwh"] == pytest.approx(sum(
+        b["total"]["energy_kwh"] for b in in_year))  # type: ignore[index]
+    assert od.totals(e)["runs"] == len(in_year) == 365
+    assert {r["user"]: r["energy_kwh"] for r in od.top(e, "user")} == pytest.approx({
+        u: sum(b["by"][0]["energy_kwh"] for b in in_year if b["by"][0]["value"] == u)  # type: ignore[index]
+        for u in ("alice", "bob")})
+    per_month = od.per_day(e, "user")
+    assert sorted({r["day"] for r in per_month}) == ["2025-12", *months, "2026-12"]
+    runs = od.run_entries(RUNS, od.granularity(year))
+    assert {x.day for x in runs} == {"2026-12"}
+
+
+def test_a_month_is_settled_once_its_last_day_is() -> None:
+    week = 7 * 86_400.0
+    assert od.settled("2026-10", NOW, week)  # ended Nov 1, a month ago
+    assert not od.settled("2026-11", NOW, week)  # ended Dec 1: late events can still reach it
+    assert od.settled("2026-11", NOW + timedelta(days=8), week)

@@ -1,4 +1,4 @@
-"""The readers' documents (``runs``, ``days``, ``totals``, ``series``) against the real
+"""The readers' documents (``runs``, ``days``, ``months``, ``totals``, ``series``) against the real
 MongoDB-compatible server: one current document per run, rollups equal to the sum of their
 runs after a crash inside the MongoDB write and its replay, readers that page by day, and a
 driver whose caches stay bounded while 10,000 runs come and go."""
@@ -16,6 +16,7 @@ from carbonpipe.core.versions import newest
 from carbonpipe.query import (
     RunFilter,
     fetch_all_totals,
+    fetch_buckets_by_id,
     fetch_days_by_id,
     fetch_runs,
     fetch_totals,
@@ -71,6 +72,15 @@ def check(db: Any) -> None:
     assert totals["user|bob"]["runs"] == 2 and totals["model|big"]["runs"] == 1
     days = list(db["days"].find())
     assert sum(d["total"]["energy_kwh"] for d in days) == pytest.approx(sum(WANT.values()))
+    months = list(db["months"].find())  # both days are in January: one month, their sum
+    assert [m["_id"] for m in months] == ["2026-01"]
+    assert months[0]["total"]["energy_kwh"] == pytest.approx(sum(WANT.values()))
+    assert months[0]["total"]["runs"] == 4
+    for user in ("alice", "bob"):
+        in_days = sum(e["energy_kwh"] for d in days for e in d["by"]
+                      if (e["dim"], e["value"]) == ("user", user))  # fmt: skip
+        in_month = [e for e in months[0]["by"] if (e["dim"], e["value"]) == ("user", user)]
+        assert in_month[0]["energy_kwh"] == pytest.approx(in_days)
     listed = [r["run_id"] for d in db["run_index"].find() for r in d["runs"]]
     assert sorted(listed) == sorted(WANT)  # each run in exactly one bucket: its start hour
 
@@ -127,6 +137,9 @@ def test_readers_page_by_day_and_filter(settings: Settings) -> None:
     assert one["2026-01-02"] == both["2026-01-02"]
     assert both["2026-01-01"]["total"]["energy_kwh"] == pytest.approx(0.004 + 0.002 + 0.004)
     assert fetch_days_by_id(settings, []) == {}
+    mixed = fetch_buckets_by_id(settings, ["2026-01", "2025-12", "2026-01-02"])
+    assert sorted(mixed) == ["2026-01", "2026-01-02"]
+    assert mixed["2026-01"]["total"]["energy_kwh"] == pytest.approx(sum(WANT.values()))
     every = {(r["dim"], r["value"]): r for r in fetch_all_totals(settings)}
     assert every[("user", "bob")]["energy_kwh"] == pytest.approx(0.015)
     assert {k for k in every if k[0] == "tag"} == {("tag", "project=vision")}

@@ -85,3 +85,36 @@ def test_a_runs_series_is_one_document_per_utc_day_of_its_windows() -> None:
         "r|2026-02-28", "r|2026-03-01", "r|2026-03-02", "r|2026-03-03"]
     naive = datetime(2026, 3, 1, 12)  # as a driver without tz_aware returns it: UTC
     assert series_days("r", naive, naive) == ["r|2026-02-28", "r|2026-03-01"]
+
+
+def test_a_month_bucket_is_the_sum_of_its_day_buckets_over_batches() -> None:
+    """Windows on three days of two months in two batches: each month's bucket equals its
+    days' buckets summed, per value and in total; another month is not touched."""
+    batches = [
+        [window("a", "alice", T0, 0.1), window("b", "bob", T0 + 86_400, 0.2, gpu_hours=1.0)],
+        [window("a", "alice", T0 + 60, 0.3), window("c", "carol", T0 + 31 * 86_400, 0.5)],
+    ]
+    days: dict[str, Any] = {}
+    months: dict[str, Any] = {}
+    for batch_id, rows in enumerate(batches, start=1):
+        d = rollups.deltas(rows, {})
+        for k, delta in d.items():
+            days[k] = rollups.merge_day(days.get(k), k, delta, batch_id)
+        for k, delta in rollups.by_month(d).items():
+            months[k] = rollups.merge_month(months.get(k), k, delta, batch_id)
+    assert sorted(months) == ["2026-01", "2026-02"]
+    assert months["2026-01"]["month"] == "2026-01" and "day" not in months["2026-01"]
+    assert months["2026-02"]["batch_id"] == 2
+    for month, doc in months.items():
+        mine = [b for k, b in days.items() if k.startswith(month)]
+        for figure in ("energy_kwh", "co2_g", "gpu_hours"):
+            assert doc["total"].get(figure, 0.0) == pytest.approx(
+                sum(b["total"].get(figure, 0.0) for b in mine))
+        by = {(e["dim"], e["value"]): e["energy_kwh"] for e in doc["by"]}
+        summed: dict[tuple[str, str], float] = {}
+        for b in mine:
+            for e in b["by"]:
+                summed[(e["dim"], e["value"])] = summed.get((e["dim"], e["value"]), 0.0) + (
+                    e["energy_kwh"])
+        assert by == pytest.approx(summed)
+    assert months["2026-01"]["total"]["energy_kwh"] == pytest.approx(0.6)
