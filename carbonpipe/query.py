@@ -25,8 +25,9 @@ from carbonpipe.core.versions import (
     series_days,
 )
 
-__all__ = ["RunFilter", "fetch_all_totals", "fetch_buckets_by_id", "fetch_day", "fetch_days", "fetch_days_by_id",
-           "fetch_pipeline", "fetch_run", "fetch_runs", "fetch_totals", "run_fields"]
+__all__ = ["RunFilter", "days_with_figures", "fetch_all_totals", "fetch_buckets_by_id",
+           "fetch_day", "fetch_days", "fetch_days_by_id", "fetch_pipeline", "fetch_run",
+           "fetch_runs", "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -209,6 +210,11 @@ def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[s
     year of buckets outlasts the readers' 5 s socket timeout on a loaded host
     (bench/bench_overview.py); a week of buckets over 10,000 runs: ~100 ms each."""
     return fetch_buckets_by_id(settings, [i for i in ids if len(i) == 10])
+
+
+def days_with_figures(settings: Settings) -> list[str]:
+    """Every UTC day (``YYYY-MM-DD``) with figures, oldest first."""
+    return _days(_db(settings))
 
 
 def fetch_buckets_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:

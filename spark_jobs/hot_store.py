@@ -190,6 +190,24 @@ class HotStore:
             self.db[RUNS].create_index(field)
         newest_window = self.db["windows"].find_one({}, sort=[("window_start_s", -1)])
         self._stored_windows_until_s = newest_window["window_start_s"] if newest_window else -1
+        self._months_from_days()
+
+    MONTHS_MIGRATION = "months_from_days"
+
+    def _months_from_days(self) -> None:
+        """Once per store: a store the job wrote before it kept ``months`` gets them summed
+        from its ``days`` (otherwise a month's bucket would hold only the batches since the
+        upgrade). Done again in full if a crash cut it short: the marker is written last."""
+        if self.db["migrations"].find_one({"_id": self.MONTHS_MIGRATION}) is not None:
+            return
+        months = rollups.months_from_days(self.db[DAYS].find())
+        self._upsert(MONTHS, months)
+        self.db["migrations"].replace_one(
+            {"_id": self.MONTHS_MIGRATION},
+            {"_id": self.MONTHS_MIGRATION, "months": len(months),
+             "at": datetime.now(timezone.utc)}, upsert=True)  # fmt: skip
+        if months:
+            log.info("months: %d month buckets summed from the day buckets", len(months))
 
     def _ensure(
         self, coll: str, keys: Iterable[str], maybe_stored: Any = None, batch_id: int | None = None

@@ -79,6 +79,24 @@ def by_month(day_deltas: Mapping[str, Mapping[DimKey, Sums]]) -> dict[str, dict[
     return out
 
 
+def months_from_days(days: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Month buckets summed from day buckets: for a store written before ``months`` existed.
+    A month's ``batch_id`` is its newest day's, so a batch whose days were written before a
+    crash (and whose months were not) is not applied to the month again by its replay."""
+    acc: dict[str, dict[DimKey, Sums]] = {}
+    newest: dict[str, int] = {}
+    for d in days:
+        month = str(d.get("day") or d["_id"])[:7]
+        delta = acc.setdefault(month, {})
+        total = d.get("total") or {}
+        _add(delta.setdefault(ALL, {}), total, total)
+        for e in d.get("by") or []:
+            sums = {k: v for k, v in e.items() if k not in ("dim", "value")}
+            _add(delta.setdefault((e["dim"], e["value"]), {}), sums, sums)
+        newest[month] = max(newest.get(month, int(d["batch_id"])), int(d["batch_id"]))
+    return [merge_month(None, m, delta, newest[m]) for m, delta in sorted(acc.items())]
+
+
 def merge_month(
     base: Mapping[str, Any] | None, month: str, delta: Mapping[DimKey, Sums], batch_id: int
 ) -> dict[str, Any]:

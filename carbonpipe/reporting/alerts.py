@@ -35,7 +35,14 @@ from carbonpipe.core.config import Settings
 from carbonpipe.core.fsutil import locked
 from carbonpipe.core.kafka_security import python_kwargs
 from carbonpipe.reporting import store, webhook
-from carbonpipe.reporting.budgets import Budget, Status, crossings, env_budgets, evaluate, widest
+from carbonpipe.reporting.budgets import (
+    Budget,
+    Status,
+    bucket_ids,
+    crossings,
+    env_budgets,
+    evaluate,
+)
 
 log = logging.getLogger("carbonpipe.alerts")
 WEBHOOK_PASSES = 10  # passes (each with its own retries) before an alert's post is given up
@@ -49,15 +56,16 @@ def all_budgets(settings: Settings) -> list[Budget]:
 
 
 def statuses(settings: Settings, now: datetime | None = None) -> list[Status]:
-    """Every budget's state now; the day buckets are read once for all of them."""
-    from carbonpipe.query import fetch_days
+    """Every budget's state now; the buckets are read once for all of them."""
+    from carbonpipe.query import days_with_figures, fetch_buckets_by_id
 
     now = now or datetime.now(timezone.utc)
     budgets = all_budgets(settings)
     if not budgets:
         return []
-    days = fetch_days(settings, since=widest(budgets, now))
-    return [evaluate(b, days, now, settings.pue) for b in budgets]
+    ids = bucket_ids(budgets, now, days_with_figures(settings))
+    buckets = list(fetch_buckets_by_id(settings, ids).values())
+    return [evaluate(b, buckets, now, settings.pue) for b in budgets]
 
 
 def one_pass_at_a_time(settings: Settings) -> contextlib.AbstractContextManager[None]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from carbonpipe.core.config import Settings
+from carbonpipe.core.mongo import mongo_client
 from carbonpipe.core.versions import newest
 from carbonpipe.query import (
     RunFilter,
@@ -108,6 +109,32 @@ def test_rollups_equal_their_runs_after_a_crash_inside_the_mongo_write(
         check(again.db)
     finally:
         again.close()
+
+
+def test_a_store_from_before_month_buckets_gets_them_from_its_days(settings: Settings) -> None:
+    """An upgrade: a store whose job kept days but no months. The new job sums them from the
+    days once, then adds its batches: the month holds the whole history, not only the new."""
+    store = HotStore(settings.mongo_uri, settings.mongo_db)
+    store.write_batch(0, BATCHES[0], {"valid": 2})
+    store.write_batch(1, BATCHES[1], {"valid": 2})
+    store.close()
+    db = mongo_client(settings.mongo_uri)[settings.mongo_db]
+    db["months"].drop()
+    db["migrations"].drop()  # as the older job left it
+    again = HotStore(settings.mongo_uri, settings.mongo_db)
+    try:
+        again.write_batch(2, BATCHES[2], {"valid": 2})
+        check(again.db)
+        assert again.db["migrations"].find_one({"_id": "months_from_days"})["months"] == 1
+    finally:
+        again.close()
+    upgraded_again = HotStore(settings.mongo_uri, settings.mongo_db)  # once: not summed twice
+    try:
+        upgraded_again.write_batch(3, [p("e", "carol", T0 + DAY + 180, 0.001, 0)], {"valid": 1})
+        month = upgraded_again.db["months"].find_one({"_id": "2026-01"})
+        assert month["total"]["energy_kwh"] == pytest.approx(sum(WANT.values()) + 0.001)
+    finally:
+        upgraded_again.close()
 
 
 def test_readers_page_by_day_and_filter(settings: Settings) -> None:

@@ -118,3 +118,11 @@ def test_a_month_bucket_is_the_sum_of_its_day_buckets_over_batches() -> None:
                     e["energy_kwh"])
         assert by == pytest.approx(summed)
     assert months["2026-01"]["total"]["energy_kwh"] == pytest.approx(0.6)
+    # a store written before months existed: the same buckets, summed from its days
+    migrated = {m["_id"]: m for m in rollups.months_from_days(days.values())}
+    assert sorted(migrated) == sorted(months)
+    for k, m in migrated.items():
+        assert m["batch_id"] == months[k]["batch_id"]
+        assert m["total"] == pytest.approx(months[k]["total"])
+        assert [(e["dim"], e["value"]) for e in m["by"]] == [
+            (e["dim"], e["value"]) for e in months[k]["by"]]

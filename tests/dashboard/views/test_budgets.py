@@ -41,7 +41,7 @@ def filled(unique_topics: Settings) -> Iterator[Settings]:
     store.put_budget(unique_topics, Budget(parse_scope("user:dora"), "month", "co2_g", 700))
     store.put_budget(unique_topics, Budget(Scope("user", EVIL), "month", "energy_kwh", 2))
     dora = evaluate(Budget(parse_scope("user:dora"), "month", "co2_g", 700),
-                    [{"_id": NOW.strftime("%Y-%m-%d"), "by": [
+                    [{"_id": NOW.strftime("%Y-%m"), "by": [
                         {"dim": "user", "value": "dora", "co2_g": 600.0}]}], NOW)
     for c in crossings(dora, NOW):
         store.record_crossing(unique_topics, c)
@@ -72,7 +72,7 @@ def test_the_page_shows_progress_forecast_and_alerts(filled: Settings) -> None:
     assert any("`user:dora`" in v for v in labels)
     assert any(f"`user:{EVIL}`" in v for v in labels)  # a code span: shown, not rendered
     evil = evaluate(Budget(Scope("user", EVIL), "month", "energy_kwh", 2), [{
-        "_id": NOW.strftime("%Y-%m-%d"), "by": [{"dim": "user", "value": EVIL,
+        "_id": NOW.strftime("%Y-%m"), "by": [{"dim": "user", "value": EVIL,
                                                  "energy_kwh": 1.0}]}], datetime.now(timezone.utc))
     ahead = (evil.forecast_fraction or 0) > 1  # at 50 %: over by the end if before mid-month
     assert sorted(w.value for w in at.warning) == ["Above 80 % of the budget."] + (  # dora
