@@ -6,13 +6,13 @@ import argparse
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
 from carbonpipe.core.config import Settings, get_settings
 from carbonpipe.core.errors import UserError
-from carbonpipe.core.rollup_keys import rolled
+from carbonpipe.core.rollup_keys import calendar_days, month_split, rolled
 from carbonpipe.core.timeutil import parse_iso
 from carbonpipe.core.versions import (
     DAYS,
@@ -155,13 +155,20 @@ def fetch_totals(
     settings: Settings, dim: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Sums per value of ``dim`` (user, model, zone, host, tag, all), largest CO2e first: the
-    all-time totals, or the day buckets of ``since``..``until`` (whole UTC days)."""
+    all-time totals, or the buckets of ``since``..``until`` (whole UTC days; its whole months
+    from ``months``, the other days from ``days``)."""
     db = _db(settings)
     if since is None and until is None:
         rows = [dict(d) for d in db[TOTALS].find({"dim": dim})]
     else:
         acc: dict[str, dict[str, Any]] = {}
-        for bucket in fetch_days(settings, since, until):
+        known = RunFilter(since=since, until=until).days(_days(db))
+        first = since.date() if since else None  # as ``RunFilter.days`` reads them
+        last = (until - timedelta(microseconds=1)).date() if until else None
+        span = calendar_days(first or date.fromisoformat(known[0]),
+                             last or date.fromisoformat(known[-1])) if known else []  # fmt: skip
+        months, days = month_split(span)
+        for bucket in fetch_buckets_by_id(settings, [*months, *days]).values():
             for e in bucket.get("by") or []:
                 if e["dim"] != dim:
                     continue

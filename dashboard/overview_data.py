@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from carbonpipe.core.rollup_keys import DIMENSIONS, dim_values, rolled
+from carbonpipe.core.rollup_keys import (
+    DIMENSIONS,
+    calendar_days,
+    dim_values,
+    month_split,
+    rolled,
+)
 from carbonpipe.query import RunFilter
 
 # The figures the page sums: the runs the rollups count, and every figure they sum (each is
@@ -63,7 +69,7 @@ def day_ids(period: Period) -> list[str]:
     """The UTC days ``period`` touches (``YYYY-MM-DD``), oldest first."""
     first = period.since.astimezone(timezone.utc).date()
     last = (period.until - timedelta(microseconds=1)).astimezone(timezone.utc).date()
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return calendar_days(first, last)
 
 
 def granularity(period: Period) -> str:
@@ -75,24 +81,12 @@ def bucket_ids(period: Period) -> tuple[list[str], list[str]]:
     """What to read for ``period``: (whole UTC months ``YYYY-MM`` from the ``months``
     buckets, the other days ``YYYY-MM-DD`` from ``days``); per day: no months."""
     days = day_ids(period)
-    if granularity(period) == "day":
-        return [], days
-    per_month: dict[str, int] = {}
-    for d in days:
-        per_month[d[:7]] = per_month.get(d[:7], 0) + 1
-    months = [m for m, n in per_month.items() if n == _days_in(m)]
-    whole = set(months)
-    return months, [d for d in days if d[:7] not in whole]
+    return ([], days) if granularity(period) == "day" else month_split(days)
 
 
 def _month_end(month: str) -> datetime:
     first = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
     return (first + timedelta(days=32)).replace(day=1)
-
-
-def _days_in(month: str) -> int:
-    return (_month_end(month) - datetime.strptime(month, "%Y-%m").replace(
-        tzinfo=timezone.utc)).days  # fmt: skip
 
 
 def settled(bucket: str, now: datetime, lateness_s: float) -> bool:

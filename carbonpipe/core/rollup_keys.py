@@ -8,7 +8,10 @@ them from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import calendar
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from carbonpipe.core.aggregates import AGGREGATES
@@ -35,3 +38,19 @@ def dim_values(row: Mapping[str, Any]) -> list[DimKey]:
         out.extend((dim, str(v)) for v in row.get(values) or [])
     out.extend(("tag", f"{k}={v}") for k, v in sorted((row.get("tags") or {}).items()))
     return list(dict.fromkeys(out))
+
+
+def calendar_days(first: date, last: date) -> list[str]:
+    """Every UTC day from ``first`` to ``last`` (``YYYY-MM-DD``), oldest first."""
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def month_split(days: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A range's days (every UTC day of it, ``YYYY-MM-DD``, oldest first) as what to read to
+    sum it: the months all of whose days are in it (``YYYY-MM``, from the ``months``
+    buckets) and the other days (from ``days``). A year is 12 months and its edge days."""
+    count = Counter(d[:7] for d in days)
+    whole = [m for m, n in count.items()
+             if n == calendar.monthrange(int(m[:4]), int(m[5:7]))[1]]  # fmt: skip
+    inside = set(whole)
+    return whole, [d for d in days if d[:7] not in inside]

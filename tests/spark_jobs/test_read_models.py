@@ -154,6 +154,10 @@ def test_readers_page_by_day_and_filter(settings: Settings) -> None:
     users = {u["value"]: u for u in fetch_totals(settings, "user")}
     assert users["bob"]["energy_kwh"] == pytest.approx(0.015) and users["bob"]["runs"] == 2
     first_day = {u["value"]: u for u in fetch_totals(settings, "user", until=day2)}
+    jan = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a whole month: its month bucket
+    in_jan = {u["value"]: u for u in fetch_totals(settings, "user", since=jan,
+                                                  until=datetime(2026, 2, 1, tzinfo=timezone.utc))}
+    assert in_jan["bob"]["energy_kwh"] == pytest.approx(0.015) and in_jan["bob"]["runs"] == 2
     assert first_day["bob"]["energy_kwh"] == pytest.approx(0.004)
     tags = {t["value"]: t for t in fetch_totals(settings, "tag")}
     assert tags["project=vision"]["energy_kwh"] == pytest.approx(0.009)
