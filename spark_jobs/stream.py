@@ -353,6 +353,7 @@ class BatchProcessor:
             lap("deduplicate")
         else:
             extras = _range_extras(new_ranges(rows))
+            lap("ranges")  # the driver's seq ranges of every (host, run): what dedupe reads
         return rows, extras, n_dup, partials
 
     # ------------------------------------------------------------------ rebuild from archive
