@@ -8,6 +8,7 @@ poller reads each run's ``n_events`` from the ``runs`` read model. An event's la
 first poll that shows its run's count reaching the producer's count, minus the time it was
 acknowledged; the poll period bounds the error (reported). The job's own per-batch log lines
 give where a batch's time goes (``timings_s``: state, reference, plan, windows, mongo...).
+The driver's memory (its Python process and its JVM) is sampled every 5 s: ``driver_rss_mb``.
 
     python bench/bench_latency.py [--rate 1000] [--duration-s 300] [--runs 20]
 Writes bench/results/latency.json. Target (issue 12): p95 <= 3 s at 1,000 events/s.
@@ -48,6 +49,20 @@ def event(run: int, seq: int) -> bytes:
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+
+def memory_summary(samples: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """Median RSS of the driver's Python process and JVM in the first and the last minute of
+    the run, and the largest seen: flat when the last is not above the first."""
+    if not samples:
+        return {}
+    t0, t1 = samples[0][0], samples[-1][0]
+    first = [s for s in samples if s[0] <= t0 + 60]
+    last = [s for s in samples if s[0] >= t1 - 60]
+    return {name: {"first_minute": round(statistics.median(s[i] for s in first), 1),
+                   "last_minute": round(statistics.median(s[i] for s in last), 1),
+                   "max": round(max(s[i] for s in samples), 1)}
+            for i, name in ((1, "python"), (2, "jvm"))} | {"samples": len(samples)}  # fmt: skip
 
 
 def main() -> int:
@@ -103,8 +118,27 @@ def main() -> int:
             seen.append((time.monotonic(), docs))
             stop.wait(max(0.0, args.tick_s - (time.monotonic() - t)))
 
+    memory: list[tuple[float, float, float]] = []  # (t, driver's Python RSS MB, its JVM's)
+
+    def sample_memory() -> None:
+        """The job's driver: its Python process (the hot store's caches) and the JVM it runs
+        Spark in, every 5 s: the state must not grow with the runs and windows seen."""
+        import psutil
+
+        proc = psutil.Process(job.proc.pid)
+        while not stop.wait(5.0):
+            try:
+                py = proc.memory_info().rss
+                jvm = sum(c.memory_info().rss for c in proc.children(recursive=True)
+                          if "java" in c.name())  # fmt: skip
+            except psutil.Error:
+                return
+            memory.append((time.monotonic(), py / 2**20, jvm / 2**20))
+
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler.start()
     print(f"[latency 3/3] {args.rate} events/s for {args.duration_s:.0f} s", flush=True)
     per_tick = max(1, int(args.rate * args.tick_s))
     t_end = time.monotonic() + args.duration_s
@@ -129,6 +163,7 @@ def main() -> int:
         time.sleep(0.5)
     stop.set()
     poller.join()
+    sampler.join()
     job.stop()
     latencies: list[float] = []
     missing = 0
@@ -179,6 +214,7 @@ def main() -> int:
         if steady
         else {},
         "batch_stage_mean_s": {k2: round(v, 3) for k2, v in stages.items()},
+        "driver_rss_mb": memory_summary(memory),
         "target": {"p95_s": 3.0},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -202,10 +202,8 @@ class HotStore:
             return
         months = rollups.months_from_days(self.db[DAYS].find())
         self._upsert(MONTHS, months)
-        self.db["migrations"].replace_one(
-            {"_id": self.MONTHS_MIGRATION},
-            {"_id": self.MONTHS_MIGRATION, "months": len(months),
-             "at": datetime.now(timezone.utc)}, upsert=True)  # fmt: skip
+        self._upsert("migrations", [{"_id": self.MONTHS_MIGRATION, "months": len(months),
+                                     "at": datetime.now(timezone.utc)}])  # fmt: skip
         if months:
             log.info("months: %d month buckets summed from the day buckets", len(months))
 
