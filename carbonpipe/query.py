@@ -26,7 +26,7 @@ from carbonpipe.core.versions import (
 )
 
 __all__ = ["RunFilter", "days_with_figures", "fetch_all_totals", "fetch_buckets_by_id",
-           "fetch_day", "fetch_days", "fetch_days_by_id", "fetch_pipeline", "fetch_run",
+           "fetch_days_by_id", "fetch_pipeline", "fetch_run",
            "fetch_runs", "fetch_totals", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
@@ -193,21 +193,6 @@ def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r["mean_intensity_g_per_kwh"] = (r.get("co2_g") or 0.0) / e if e > 0 else None
         r["runs"] = int(r.get("runs") or 0)
     return sorted(rows, key=lambda r: -(r.get("co2_g") or 0.0))
-
-
-def fetch_days(
-    settings: Settings, since: datetime | None = None, until: datetime | None = None
-) -> list[dict[str, Any]]:
-    """The day buckets of ``since``..``until`` (UTC days with figures), oldest first."""
-    db = _db(settings)
-    days = RunFilter(since=since, until=until).days(_days(db))
-    return [doc for doc in _by_id(db[DAYS], days) if doc]
-
-
-def fetch_day(settings: Settings, day: str) -> dict[str, Any] | None:
-    """One UTC day's bucket (``YYYY-MM-DD``) by ``_id``, None for a day without figures."""
-    doc: dict[str, Any] | None = _db(settings)[DAYS].find_one({"_id": day})
-    return doc
 
 
 def fetch_days_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
