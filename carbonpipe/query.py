@@ -162,13 +162,14 @@ def fetch_totals(
         rows = [dict(d) for d in db[TOTALS].find({"dim": dim})]
     else:
         acc: dict[str, dict[str, Any]] = {}
-        known = RunFilter(since=since, until=until).days(_days(db))
+        have = _days(db)
+        known = RunFilter(since=since, until=until).days(have)
         first = since.date() if since else None  # as ``RunFilter.days`` reads them
         last = (until - timedelta(microseconds=1)).date() if until else None
         span = calendar_days(first or date.fromisoformat(known[0]),
                              last or date.fromisoformat(known[-1])) if known else []  # fmt: skip
         months, days = month_split(span)
-        for bucket in fetch_buckets_by_id(settings, [*months, *days]).values():
+        for bucket in fetch_buckets_by_id(settings, [*months, *days], have).values():
             for e in bucket.get("by") or []:
                 if e["dim"] != dim:
                     continue
@@ -209,11 +210,14 @@ def days_with_figures(settings: Settings) -> list[str]:
     return _days(_db(settings))
 
 
-def fetch_buckets_by_id(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def fetch_buckets_by_id(
+    settings: Settings, ids: Iterable[str], known: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Day (``YYYY-MM-DD``) and month (``YYYY-MM``) buckets that have figures, by id: like
-    ``fetch_days_by_id``, a month read from ``months`` (one read for its thirty days)."""
+    ``fetch_days_by_id``, a month read from ``months`` (one read for its thirty days).
+    ``known``: the days with figures, where the caller has read them already."""
     db = _db(settings)
-    days = set(_days(db))
+    days = set(_days(db) if known is None else known)
     months = {d[:7] for d in days}
     want = sorted(set(ids))
     want_days = [i for i in want if len(i) == 10 and i in days]

@@ -63,8 +63,9 @@ def statuses(settings: Settings, now: datetime | None = None) -> list[Status]:
     budgets = all_budgets(settings)
     if not budgets:
         return []
-    ids = bucket_ids(budgets, now, days_with_figures(settings))
-    buckets = list(fetch_buckets_by_id(settings, ids).values())
+    history = days_with_figures(settings)
+    buckets = list(fetch_buckets_by_id(settings, bucket_ids(budgets, now, history),
+                                       history).values())  # fmt: skip
     return [evaluate(b, buckets, now, settings.pue) for b in budgets]
 
 
