@@ -6,9 +6,13 @@ against the local stack while a producer sends ``--rate`` events/s for ``--durat
 notes how many events of each run it has sent (after ``flush``: acknowledged by Kafka), and a
 poller reads each run's ``n_events`` from the ``runs`` read model. An event's latency is the
 first poll that shows its run's count reaching the producer's count, minus the time it was
-acknowledged; the poll period bounds the error (reported). The job's own per-batch log lines
-give where a batch's time goes (``timings_s``: state, reference, plan, windows, mongo...).
-The driver's memory (its Python process and its JVM) is sampled every 5 s: ``driver_rss_mb``.
+acknowledged; the poll period bounds the error (reported). Events sent in the first
+``--warmup-s`` (60 s) are reported apart (``warmup_latency_s``): the JVM is still compiling and
+the backlog of the first batches drains; ``latency_s`` is the steady state after it. The job's
+own per-batch log lines give where a batch's time goes (``timings_s``: state, reference, plan,
+windows, mongo...).
+The driver's memory (its Python process and its JVM) is sampled every 5 s: ``driver_rss_mb``;
+the JVM's live heap after a full GC, once early and once at the end: ``driver_live_heap_mb``.
 
     python bench/bench_latency.py [--rate 1000] [--duration-s 300] [--runs 20]
 Writes bench/results/latency.json. Target (issue 12): p95 <= 3 s at 1,000 events/s.
@@ -65,12 +69,47 @@ def memory_summary(samples: list[tuple[float, float, float]]) -> dict[str, Any]:
             for i, name in ((1, "python"), (2, "jvm"))} | {"samples": len(samples)}  # fmt: skip
 
 
+def live_heap_mb(jvm_pid: int) -> float | None:
+    """The JVM's heap in use right after a full collection (``jcmd GC.run``, then
+    ``GC.heap_info``): what the driver really keeps, unlike its RSS, which a JVM grows
+    towards its maximum heap and does not give back. None where jcmd cannot attach."""
+    import re
+    import shutil
+    import subprocess
+
+    jcmd = shutil.which("jcmd")
+    if not jcmd:
+        return None
+    try:
+        subprocess.run([jcmd, str(jvm_pid), "GC.run"], capture_output=True, timeout=60,
+                       check=True)  # fmt: skip
+        info = subprocess.run([jcmd, str(jvm_pid), "GC.heap_info"], capture_output=True,
+                              text=True, timeout=60, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"heap\s+total\s+\d+K,\s+used\s+(\d+)K", info)
+    return round(int(m.group(1)) / 1024, 1) if m else None
+
+
+def jvm_of(pid: int) -> int | None:
+    import psutil
+
+    try:
+        return next((c.pid for c in psutil.Process(pid).children(recursive=True)
+                     if "java" in c.name()), None)  # fmt: skip
+    except psutil.Error:
+        return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=int, default=1000, help="events/s")
     ap.add_argument("--duration-s", type=float, default=300.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--tick-s", type=float, default=0.1)
+    ap.add_argument("--warmup-s", type=float, default=60.0,
+                    help="events sent this long after the rate starts are reported apart "
+                         "(the JVM compiles and a backlog drains: not the steady state)")
     args = ap.parse_args()
     from kafka import KafkaProducer
 
@@ -139,12 +178,18 @@ def main() -> int:
     poller.start()
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
+    live_heap: dict[str, float | None] = {}
+    jvm_pid = jvm_of(job.proc.pid)
     print(f"[latency 3/3] {args.rate} events/s for {args.duration_s:.0f} s", flush=True)
     per_tick = max(1, int(args.rate * args.tick_s))
     t_end = time.monotonic() + args.duration_s
     nxt = time.monotonic()
     k = 0
+    # the first forced GC (a pause) falls in the warm-up, whose latencies are reported apart
+    heap_at = time.monotonic() + max(1.0, min(args.warmup_s - 10, args.duration_s / 4))
     while time.monotonic() < t_end:
+        if jvm_pid and not live_heap and time.monotonic() >= heap_at:
+            live_heap["after_first_minute"] = live_heap_mb(jvm_pid)
         for _ in range(per_tick):
             r = k % args.runs
             producer.send(settings.metrics_topic, key=f"lat-{r}".encode(), value=event(r, seqs[r]))
@@ -164,8 +209,12 @@ def main() -> int:
     stop.set()
     poller.join()
     sampler.join()
+    if jvm_pid:
+        live_heap["at_end"] = live_heap_mb(jvm_pid)
     job.stop()
     latencies: list[float] = []
+    warmup: list[float] = []  # sent in the job's first ``--warmup-s`` at this rate
+    steady_from = t_end - args.duration_s + args.warmup_s
     missing = 0
     j = 0
     for t_sent, counts in sent:
@@ -176,7 +225,7 @@ def main() -> int:
             if hit is None:
                 missing += 1
             else:
-                latencies.append(hit - t_sent)
+                (latencies if t_sent >= steady_from else warmup).append(hit - t_sent)
     batches = []
     for line in (tmp / "job.log").read_text(errors="replace").splitlines():
         if " batch {" in line:
@@ -202,6 +251,14 @@ def main() -> int:
         }
         if latencies
         else {"not_visible": missing},
+        "warmup_latency_s": {
+            "p50": round(percentile(warmup, 0.5), 3),
+            "p95": round(percentile(warmup, 0.95), 3),
+            "max": round(max(warmup), 3),
+            "n": len(warmup),
+        }
+        if warmup
+        else {},
         "poll_period_s": round(statistics.median(poll_periods), 3) if poll_periods else None,
         "batches": len(batches),
         "batch_seconds": {
@@ -215,6 +272,8 @@ def main() -> int:
         else {},
         "batch_stage_mean_s": {k2: round(v, 3) for k2, v in stages.items()},
         "driver_rss_mb": memory_summary(memory),
+        # the JVM's live heap after a forced full GC, early and at the end (one GC pause each)
+        "driver_live_heap_mb": live_heap,
         "target": {"p95_s": 3.0},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

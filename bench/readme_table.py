@@ -180,7 +180,11 @@ def scale_row(doc: Mapping[str, Any]) -> str:
         f"documents loaded through Kafka and the streaming job | `carbonpipe runs --json "
         f"--limit 50` "
         f"{fig('cli_runs_limit50_s')}; `carbonpipe users --json` {fig('cli_users_s')}; "
-        f"dashboard Overview complete in headless chromium {fig('dashboard_complete_s')} | "
+        f"dashboard Overview complete in headless chromium {fig('dashboard_complete_s')}"
+        + (f" (Streamlit's floor, a page of the same elements without reads, same rounds: "
+           f"{_spread(doc, 'figures', 'streamlit_floor_s', lambda v: f'{v:.2f}')} s)"
+           if "streamlit_floor_s" in doc["figures"] else "")
+        + " | "
         f"{str(doc['date'])[:10]}, median [range] of {sc['rounds']} rounds (`scale.json`) |"
     )
 

@@ -27,7 +27,7 @@ from carbonpipe.core.versions import (
 
 __all__ = ["RunFilter", "days_with_figures", "fetch_all_totals", "fetch_buckets_by_id",
            "fetch_days_by_id", "fetch_pipeline", "fetch_run",
-           "fetch_runs", "fetch_totals", "run_fields"]
+           "fetch_runs", "fetch_totals", "read_models_version", "run_fields"]
 
 SORTS = ("start", "co2_g", "energy_kwh", "duration_s")
 
@@ -122,20 +122,29 @@ def fetch_runs(
     fields = run_fields()
     out: list[dict[str, Any]] = []
     paged = sort == "start" and limit is not None
+
+    def full() -> bool:
+        return paged and len(out) >= (limit or 0)
+
     for day in reversed(where.days(_days(db))):
-        buckets = _by_id(db[RUN_INDEX], [f"{day}T{hour:02d}" for hour in range(23, -1, -1)])
-        i = 0
-        while i < len(buckets):  # newest hour first, whole hours, until the page is full
-            wanted: list[str] = []
-            while i < len(buckets) and not (paged and len(out) + len(wanted) >= (limit or 0)):
-                wanted += [e["run_id"] for e in (buckets[i] or {}).get("runs") or []
-                           if where.matches(e)]  # fmt: skip
-                i += 1
-            docs = _by_id(db[RUNS], wanted)
-            out += [{k: d.get(k) for k in fields} for d in docs if d and where.matches(d)]
-            if paged and len(out) >= (limit or 0):
+        hours = [f"{day}T{hour:02d}" for hour in range(23, -1, -1)]
+        # A page usually ends within a day's first hours: read them a round of lookups at a
+        # time (a whole day of index buckets was a third of ``carbonpipe runs --limit 50``).
+        step = LOOKUP_THREADS if paged else len(hours)
+        for at in range(0, len(hours), step):
+            buckets = _by_id(db[RUN_INDEX], hours[at : at + step])
+            i = 0
+            while i < len(buckets) and not full():  # newest hour first, whole hours
+                wanted: list[str] = []
+                while i < len(buckets) and not (paged and len(out) + len(wanted) >= (limit or 0)):
+                    wanted += [e["run_id"] for e in (buckets[i] or {}).get("runs") or []
+                               if where.matches(e)]  # fmt: skip
+                    i += 1
+                docs = _by_id(db[RUNS], wanted)
+                out += [{k: d.get(k) for k in fields} for d in docs if d and where.matches(d)]
+            if full():
                 break
-        if paged and len(out) >= (limit or 0):
+        if full():
             break
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     if sort == "start":
@@ -186,6 +195,15 @@ def fetch_all_totals(settings: Settings) -> list[dict[str, Any]]:
     decodes the whole collection for any filter but ``_id``, so one read costs what one
     ``fetch_totals`` does (5 of them took 1.4 s of the Overview over 10,000 runs)."""
     return _ranked([dict(d) for d in _db(settings)[TOTALS].find()])
+
+
+def read_models_version(settings: Settings) -> tuple[Any, Any] | None:
+    """A value that changes whenever a micro-batch changes the figures of any rollup: the
+    batch id and write time of the ``all|all`` total, which every such batch rewrites (a
+    rebuild too). None: no figures yet. One small ``_id`` read, so a reader can keep what it
+    built from the rollups until this changes."""
+    doc = _db(settings)[TOTALS].find_one({"_id": "all|all"}, {"batch_id": 1, "updated_at": 1})
+    return None if doc is None else (doc.get("batch_id"), doc.get("updated_at"))
 
 
 def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -198,13 +198,32 @@ def column(dim: str) -> str:
     return dim[4:] if dim.startswith("tag:") else dim
 
 
-def per_day(entries: Iterable[Entry], by: str, figure: str = "co2_g") -> list[dict[str, Any]]:
-    """``figure`` per day and group of ``by`` (long form: day, group, value), by day."""
+# The stacked chart shows this many groups, the rest summed as OTHER: more colours cannot be
+# told apart, and the browser draws days x groups bars (200 users x 30 days: 6,000 bars and a
+# legend of 200 names took about a second of the Overview's paint, bench/bench_scale.py).
+STACKED_GROUPS = 9
+OTHER = "(other)"
+
+
+def per_day(entries: Iterable[Entry], by: str, figure: str = "co2_g",
+            groups: int = STACKED_GROUPS) -> list[dict[str, Any]]:  # fmt: skip
+    """``figure`` per day and group of ``by`` (long form: day, group, value), by day: the
+    ``groups`` largest groups of the period by ``figure``, every other group as ``OTHER``."""
     acc: dict[tuple[str, str], float] = {}
+    per_group: dict[str, float] = {}
     for e in entries:
         g = _of(e, by)
         if g is not None:
-            acc[(e.day, g)] = acc.get((e.day, g), 0.0) + e.sums.get(figure, 0.0)
+            v = e.sums.get(figure, 0.0)
+            acc[(e.day, g)] = acc.get((e.day, g), 0.0) + v
+            per_group[g] = per_group.get(g, 0.0) + v
+    kept = set(sorted(per_group, key=lambda g: (-per_group[g], g))[:groups])
+    if len(per_group) > len(kept):
+        folded: dict[tuple[str, str], float] = {}
+        for (d, g), v in acc.items():
+            key = (d, g if g in kept else OTHER)
+            folded[key] = folded.get(key, 0.0) + v
+        acc = folded
     return [{"day": d, column(by): g, figure: v} for (d, g), v in sorted(acc.items())]
 
 

@@ -45,6 +45,15 @@ def build_session(settings: Settings, app_name: str, kafka: bool = True) -> Spar
         # Write partitioned Parquet without sorting the batch by partition first.
         .config("spark.sql.maxConcurrentOutputFileWriters", "8")
         .config("spark.driver.memory", settings.spark_driver_memory)
+        # A job that runs for months: the driver's status store (kept without the UI too)
+        # holds this many finished jobs, stages, tasks and SQL executions, not Spark's
+        # defaults (1,000 / 1,000 / 100,000 / 1,000, several hundred MB of heap before they
+        # stop growing: a micro-batch runs ~6 jobs and ~15 tasks).
+        .config("spark.ui.retainedJobs", "50")
+        .config("spark.ui.retainedStages", "50")
+        .config("spark.ui.retainedTasks", "2000")
+        .config("spark.sql.ui.retainedExecutions", "20")
+        .config("spark.ui.retainedDeadExecutors", "10")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")

@@ -126,12 +126,8 @@ class BatchProcessor:
         store.fault = self._fault
         self._slots_version = -1
         self._slots: DataFrame | None = None
-        fb = load_fallback_table(settings.zone_averages_path)
-        self.world_g_per_kwh = fb["WORLD"][0]
-        self.fallback = self._local_df(
-            [(z, v, s) for z, (v, s) in fb.items()],
-            "zone string, fb_g_per_kwh double, fb_source string",
-        )
+        self.fallback = load_fallback_table(settings.zone_averages_path)
+        self.world_g_per_kwh = self.fallback["WORLD"][0]
         self.query_id: str | None = None
         self.query: Any = None  # the running query, for its progress (``kafka_lag``)
         self.last_stats: dict[str, Any] = {}
@@ -669,12 +665,6 @@ def seed_from_archive(
              cut, len(days), base)  # fmt: skip
 
 
-def min_partitions(spark: SparkSession, settings: Settings) -> int:
-    if settings.kafka_min_partitions > 0:
-        return settings.kafka_min_partitions
-    return settings.metrics_partitions * spark.sparkContext.defaultParallelism
-
-
 def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
     """How the job reads the log (the benchmark reads it the same way): the shared metrics
     topic, or with host topics every ``<metrics_topic>.host.<host>`` (a pattern: a new host's
@@ -690,7 +680,9 @@ def source_options(spark: SparkSession, settings: Settings) -> dict[str, str]:
         # Offsets lost to retention or to a recreated topic stop the job with an error
         # (``run`` explains it) instead of being skipped without a word.
         "failOnDataLoss": "true",
-        "minPartitions": str(min_partitions(spark, settings)),
+        **({"minPartitions": str(settings.kafka_min_partitions)}
+           if settings.kafka_min_partitions > 0
+           else {"maxRecordsPerPartition": str(settings.kafka_records_per_task)}),
         # Bigger fetches: about 30 % more events/s from the broker on a small machine.
         "kafka.max.partition.fetch.bytes": str(16 << 20),
         "kafka.fetch.max.bytes": str(64 << 20),

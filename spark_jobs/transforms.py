@@ -14,6 +14,7 @@ Rules the hand-computed tests rely on:
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Mapping
@@ -95,6 +96,17 @@ def event_time(text: Column) -> Column:
     ).otherwise(F.try_to_timestamp(text))
 
 
+def lookup_map(table: Mapping[str, Any], value_type: str) -> Column:
+    """A small driver-side table (hosts' progress, zones' fallback intensity) as a map
+    literal, for ``try_element_at``: a hash lookup in the generated code instead of a broadcast
+    join, which ran a Spark job per table and micro-batch (0.1-0.4 s each on 2 cores,
+    bench/bench_latency.py). Built from one JSON text (one JVM call, not one per entry: a
+    literal per zone took ~2 s per batch); the optimizer folds it to one map literal that the
+    generated code gets by reference, so new values compile nothing
+    (``test_validation_is_compiled_once_not_per_batch``)."""
+    return F.from_json(F.lit(json.dumps(dict(table))), f"map<string,{value_type}>")
+
+
 def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None,
           host_prefix: str | None = None) -> DataFrame:
     """Adds ``ts``, ``ts_s`` and ``reason`` (null = valid; first failing rule wins).
@@ -110,14 +122,9 @@ def check(parsed: DataFrame, late_before: Mapping[str, float] | None = None,
     not the one its topic names is ``host_mismatch`` (ACLs let only that host write there).
     """
     timed = with_event_time(parsed)
-    if late_before:
-        hosts = parsed.sparkSession.createDataFrame(
-            [(h, int(t)) for h, t in late_before.items()], f"lb_host string, {LATE_BEFORE} long"
-        )
-        host = F.coalesce(F.col("e.host"), F.lit("unknown"))
-        timed = timed.join(F.broadcast(hosts), host == F.col("lb_host"), "left").drop("lb_host")
-    else:
-        timed = timed.select("*", F.lit(None).cast("long").alias(LATE_BEFORE))
+    host = F.coalesce(F.col("e.host"), F.lit("unknown"))
+    lookup = lookup_map({h: int(t) for h, t in (late_before or {}).items()}, "long")
+    timed = timed.select("*", F.try_element_at(lookup, host).alias(LATE_BEFORE))
     # One select per step (not a withColumn each): PySpark analyses the whole plan again for
     # every new DataFrame, and with this many expressions that cost ~1 s per micro-batch.
     return timed.select("*", F.expr(reason_sql(host_prefix, job_clock_s())).alias("reason"))
@@ -381,14 +388,18 @@ def normalise(valid: DataFrame) -> DataFrame:
 
 
 def with_intensity(
-    events: DataFrame, slots: DataFrame, fallback: DataFrame, world_g_per_kwh: float
+    events: DataFrame,
+    slots: DataFrame,
+    fallback: Mapping[str, tuple[float, str]],
+    world_g_per_kwh: float,
 ) -> DataFrame:
     """Join each event with the intensity in force for its zone at its timestamp.
 
     ``slots``: (zone, slot_s, seg_start_s, seg_end_s, ref_g_per_kwh, ref_provider, ref_kind):
-    non-overlapping segments, listed under every ``SLOT_S`` slot they touch. ``fallback``:
-    (zone, fb_g_per_kwh, fb_source). Both are small and broadcast (left joins, so only they
-    can be), and the hot path is a hash lookup on (zone, slot) plus a range check.
+    non-overlapping segments, listed under every ``SLOT_S`` slot they touch: small and
+    broadcast (a left join, so only it can be); the hot path is a hash lookup on (zone, slot)
+    plus a range check. ``fallback``: zone -> (g/kWh, source), the cited annual averages, a
+    map literal (``lookup_map``).
     ``world_g_per_kwh``: the last resort, a literal (a cross join could broadcast the events).
     """
     from spark_jobs.reference import STATIC_PROVIDER, WORLD_PROVIDER
@@ -404,7 +415,13 @@ def with_intensity(
         & (ev["ts_s"] >= sl["seg_start_s"])
         & (ev["ts_s"] < sl["seg_end_s"])
     )
-    df = ev.join(F.broadcast(sl), cond, "left").join(F.broadcast(fallback), ["zone"], "left")
+    fb_g = lookup_map({z: v for z, (v, _) in fallback.items()}, "double")
+    fb_src = lookup_map({z: src for z, (_, src) in fallback.items()}, "string")
+    df = ev.join(F.broadcast(sl), cond, "left").select(
+        "*",
+        F.try_element_at(fb_g, F.col("zone")).alias("fb_g_per_kwh"),
+        F.try_element_at(fb_src, F.col("zone")).alias("fb_source"),
+    )
     ref, rep, fb = F.col("ref_g_per_kwh"), F.col("reported_g_per_kwh"), F.col("fb_g_per_kwh")
     ci = F.coalesce(ref, rep, fb, F.lit(float(world_g_per_kwh)))
     provider = (

@@ -135,9 +135,13 @@ class Settings(BaseSettings):
     # retention it is the only complete record of the valid events; it costs ~35 % more time
     # per event (bench/results/pipeline.json).
     cold_events: bool = True
-    # Spark tasks per micro-batch read of the log; 0 = Kafka partitions x Spark's default
-    # parallelism, so every core gets an equal share (3 partitions on 2 cores otherwise leave
-    # one core idle for a third of each batch).
+    # How a micro-batch's read of the log is split into Spark tasks. By default a log
+    # partition is split only into pieces of at most ``kafka_records_per_task`` events: a
+    # small batch (second-fresh figures) runs one task per partition, a big one spreads over
+    # every core. Splitting every batch into partitions x cores (7 tasks for 3,500 events)
+    # cost ~1.2 s of a 4.8 s micro-batch at 1,000 events/s (bench/bench_latency.py, issue 12).
+    # ``kafka_min_partitions`` > 0: at least that many tasks per batch instead.
+    kafka_records_per_task: int = Field(default=50_000, ge=1_000)
     kafka_min_partitions: int = Field(default=0, ge=0)
     spark_jars_dir: Path = Path()  # default: <home>/jars/spark
     # A failed micro-batch (MongoDB down or hung, say) restarts the query after a back-off that

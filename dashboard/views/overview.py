@@ -3,14 +3,21 @@ and the shares of measured energy and fallback intensity, for a range and filter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from carbonpipe.core.config import Settings
-from carbonpipe.query import RunFilter, fetch_all_totals, fetch_buckets_by_id, fetch_runs
+from carbonpipe.query import (
+    RunFilter,
+    fetch_all_totals,
+    fetch_buckets_by_id,
+    fetch_runs,
+    read_models_version,
+)
 from dashboard import overview_data as od
 from dashboard.auth import visible_runs
 from dashboard.safe import hot_store_down, text_table
@@ -81,15 +88,44 @@ def _buckets(settings: Settings, days: list[str]) -> list[dict[str, Any]]:
     return [b for b in out if b is not None]
 
 
+T = TypeVar("T")
+MAX_SHARED = 64  # entries of ``_shared``: ranges x databases in use at once
+
+
+@st.cache_resource(show_spinner=False)
+def _shared() -> dict[tuple[str, str], tuple[Any, Any]]:
+    """(database, what) -> (the read models' version it was built at, the value): what any
+    viewer's Overview read last, for the whole process."""
+    return {}
+
+
+def _unchanged(settings: Settings, what: str, version: Any, build: Callable[[], T]) -> T:
+    """``build()``, or what it gave at the same read-models version (``read_models_version``):
+    a view or refresh after which no micro-batch changed the rollups costs one small read
+    instead of the totals and the buckets (issue 12: the page's cost must not follow the
+    history, and a refresh must not recompute what did not change)."""
+    cache, key = _shared(), (settings.mongo_db, what)
+    hit = cache.get(key)
+    if version is not None and hit is not None and hit[0] == version:
+        return hit[1]
+    value = build()
+    if len(cache) >= MAX_SHARED:
+        cache.clear()
+    cache[key] = (version, value)
+    return value
+
+
 def render(settings: Settings, viewer: str | None) -> None:
     st.header("Overview")
     try:
+        version = read_models_version(settings)
         if own_scope(settings):  # choices from the viewer's own runs only
-            mine = fetch_runs(settings, where=RunFilter(user=viewer or "\0"),
-                              limit=od.MAX_FILTERED_RUNS)  # fmt: skip
+            mine = _unchanged(settings, f"own:{viewer}", version, lambda: fetch_runs(
+                settings, where=RunFilter(user=viewer or "\0"), limit=od.MAX_FILTERED_RUNS))
             opts = od.options_from_runs(visible_runs(viewer, mine, settings.dashboard_scope))
         else:
-            opts = od.options(fetch_all_totals(settings))
+            opts = _unchanged(settings, "options", version,
+                              lambda: od.options(fetch_all_totals(settings)))
     except Exception as exc:
         hot_store_down(st, exc)
         return
@@ -97,7 +133,9 @@ def render(settings: Settings, viewer: str | None) -> None:
     try:
         # unfiltered: the buckets of both periods in one read
         ids = [i for p in (period.previous(), period) for part in od.bucket_ids(p) for i in part]
-        buckets = [] if f.active() else _buckets(settings, list(dict.fromkeys(ids)))
+        ids = list(dict.fromkeys(ids))
+        buckets = [] if f.active() else _unchanged(
+            settings, "buckets:" + ",".join(ids), version, lambda: _buckets(settings, ids))
         cur, n_runs, capped = _entries(settings, viewer, period, f, buckets)
         prev, _, _ = _entries(settings, viewer, period.previous(), f, buckets)
     except Exception as exc:

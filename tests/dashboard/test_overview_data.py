@@ -53,6 +53,12 @@ def test_run_entries_total_group_and_rank() -> None:
     assert days == [{"day": "2026-12-01", "model": "vit", "co2_g": 100.0},
                     {"day": "2026-12-02", "model": "bert", "co2_g": 50.0},
                     {"day": "2026-12-02", "model": "vit", "co2_g": 400.0}]  # fmt: skip
+    # beyond the largest groups of the period, the rest is one stacked group (sums kept)
+    folded = od.per_day(e, "model", groups=1)
+    assert folded == [{"day": "2026-12-01", "model": "vit", "co2_g": 100.0},
+                      {"day": "2026-12-02", "model": od.OTHER, "co2_g": 50.0},
+                      {"day": "2026-12-02", "model": "vit", "co2_g": 400.0}]  # fmt: skip
+    assert od.per_day(e, "model", groups=2) == days
     s = od.shares(t)
     assert s["measured"] == 100.0 and s["fallback"] == pytest.approx(100 * 0.5 / 7)
     assert od.shares(od.totals([]))["measured"] is None

@@ -72,8 +72,7 @@ def test_seed_event_energy_and_provenance(spark: Any) -> None:
     slots = spark.createDataFrame(
         [], "zone string, slot_s long, seg_start_s long, seg_end_s long, ref_g_per_kwh double, "
         "ref_provider string, ref_kind string")  # fmt: skip
-    fb_ddl = "zone string, fb_g_per_kwh double, fb_source string"
-    fallback = spark.createDataFrame([("DE", 379.0, "x"), ("WORLD", 436.0, "y")], fb_ddl)
+    fallback = {"DE": (379.0, "x"), "WORLD": (436.0, "y")}
     row = T.with_intensity(T.normalise(parsed), slots, fallback, 436.0).collect()[0]
     assert row["gpu_energy_j"] == pytest.approx(142.3)  # power x 1 s, no energy given
     assert row["energy_kwh"] == pytest.approx(142.3 / 3.6e6)
@@ -94,8 +93,7 @@ def test_intensity_is_exact_at_a_change_inside_a_slot(spark: Any) -> None:
         slot_rows(to_segments(recs)),
         "zone string, slot_s long, seg_start_s long, seg_end_s long, ref_g_per_kwh double, "
         "ref_provider string, ref_kind string")  # fmt: skip
-    fb_ddl = "zone string, fb_g_per_kwh double, fb_source string"
-    fallback = spark.createDataFrame([("WORLD", 436.0, "y")], fb_ddl)
+    fallback = {"WORLD": (436.0, "y")}
     from datetime import datetime, timezone
 
     def ev(t: int) -> dict[str, Any]:
@@ -171,8 +169,7 @@ def test_every_declared_aggregate_is_computed_from_the_normalised_events(spark: 
     from carbonpipe.core.aggregates import AGGREGATES
     from spark_jobs import transforms as T
 
-    fallback = spark.createDataFrame([("DE", 400.0, "test")],
-                                     "zone string, fb_g_per_kwh double, fb_source string")
+    fallback = {"DE": (400.0, "test")}
     slots = spark.createDataFrame([], "zone string, slot_s long, seg_start_s long, "
                                       "seg_end_s long, ref_g_per_kwh double, ref_provider string, "
                                       "ref_kind string")  # fmt: skip
@@ -188,8 +185,7 @@ def test_gpu_hours_count_the_gpus_each_event_reports_over_its_interval(spark: An
     none), summed over the window's events, / 3600."""
     from spark_jobs import transforms as T
 
-    fallback = spark.createDataFrame([("DE", 400.0, "test")],
-                                     "zone string, fb_g_per_kwh double, fb_source string")
+    fallback = {"DE": (400.0, "test")}
     slots = spark.createDataFrame([], "zone string, slot_s long, seg_start_s long, "
                                       "seg_end_s long, ref_g_per_kwh double, ref_provider string, "
                                       "ref_kind string")  # fmt: skip
@@ -241,7 +237,8 @@ def test_the_job_clock_moves_by_the_hour() -> None:
 
 def test_validation_is_compiled_once_not_per_batch(spark: Any) -> None:
     """A batch-specific literal in the rules (the clock once was) made Spark compile the whole
-    validation stage again for every micro-batch; two batches of one hour share the code."""
+    validation stage again for every micro-batch; two batches of one hour share the code, also
+    when the hosts' progress (a map literal, ``lookup_map``) differs between them."""
     from pyspark.sql import functions as F
 
     from spark_jobs import transforms as T
@@ -251,7 +248,9 @@ def test_validation_is_compiled_once_not_per_batch(spark: Any) -> None:
     def batch(seq: int) -> int:
         before = compiled.getCount()
         df = kafka_rows(spark, [{**SEED, "seq": seq}, b"not json"])
-        T.check(T.parse(df), {"h": 1.0}).select("reason", F.col("e.seq")).collect()
+        # other hosts, other times, more of them
+        progress = {"h": 1.0 + seq, **{f"host-{i}": 2.0 * i for i in range(seq + 1)}}
+        T.check(T.parse(df), progress).select("reason", F.col("e.seq")).collect()
         return int(compiled.getCount() - before)
 
     batch(0)  # the first compiles
