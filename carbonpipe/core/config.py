@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     # every core. Splitting every batch into partitions x cores (7 tasks for 3,500 events)
     # cost ~1.2 s of a 4.8 s micro-batch at 1,000 events/s (bench/bench_latency.py, issue 12).
     # ``kafka_min_partitions`` > 0: at least that many tasks per batch instead.
-    kafka_records_per_task: int = Field(default=50_000, ge=1_000)
+    kafka_records_per_task: int = Field(default=200_000, ge=1_000)
     kafka_min_partitions: int = Field(default=0, ge=0)
     spark_jars_dir: Path = Path()  # default: <home>/jars/spark
     # A failed micro-batch (MongoDB down or hung, say) restarts the query after a back-off that

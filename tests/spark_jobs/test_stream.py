@@ -49,6 +49,6 @@ def test_the_log_is_split_by_records_not_into_a_task_per_core_for_every_batch() 
     from spark_jobs.stream import source_options
 
     default = source_options(None, Settings())  # type: ignore[arg-type]
-    assert default["maxRecordsPerPartition"] == "50000" and "minPartitions" not in default
+    assert default["maxRecordsPerPartition"] == "200000" and "minPartitions" not in default
     forced = source_options(None, Settings(kafka_min_partitions=6))  # type: ignore[arg-type]
     assert forced["minPartitions"] == "6" and "maxRecordsPerPartition" not in forced
