@@ -120,8 +120,9 @@ def render(settings: Settings, viewer: str | None) -> None:
     try:
         version = read_models_version(settings)
         if own_scope(settings):  # choices from the viewer's own runs only
-            mine = _unchanged(settings, f"own:{viewer}", version, lambda: fetch_runs(
-                settings, where=RunFilter(user=viewer or "\0"), limit=od.MAX_FILTERED_RUNS))
+            # not kept: up to MAX_FILTERED_RUNS runs per viewer would stay in the process
+            mine = fetch_runs(settings, where=RunFilter(user=viewer or "\0"),
+                              limit=od.MAX_FILTERED_RUNS)  # fmt: skip
             opts = od.options_from_runs(visible_runs(viewer, mine, settings.dashboard_scope))
         else:
             opts = _unchanged(settings, "options", version,
